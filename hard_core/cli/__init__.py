@@ -1,0 +1,35 @@
+"""`python -m hard_core`: train | pretrain | eval | tstddev.
+
+User errors (bad flags, missing or corrupt files, shape mismatches, a diverged loss, offline
+downloads) print one line and exit with code 2; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UserError
+from . import evaluate, train, tstddev
+
+COMMANDS = {"train": train, "pretrain": train, "eval": evaluate, "tstddev": tstddev}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hard_core", description=__doc__.splitlines()[0] + " "
+                                "HARD Lab's engine: knowledge distillation with hard augmentations.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        module.add_parser(sub, name)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)  # argparse itself exits 2 on bad flags
+    try:
+        return COMMANDS[args.command].run(args) or 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,105 @@
+"""The one validated run configuration, shared by the CLI, the run directory and the dashboard.
+
+>>> cfg = RunConfig(dataset="mnist5k", canvas=40, teacher="T", steps=400)
+>>> cfg.model_dump()["student"]
+'mlp'
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UserError
+
+
+def F(default, help: str, **bounds):
+    """A config field with its default, its bounds, and the help text the CLI shows."""
+    return Field(default, description=help, **bounds)
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    kind: Literal["train", "pretrain"] = F("train", "pretrain = train a teacher with cross-entropy, no teacher")
+    # data
+    dataset: str = F("mnist5k", "mnist5k | mnist1d (built in); mnist | fashion-mnist | cifar10 | cifar100 | "
+                     "svhn (torchvision, --data-root); folder (an image folder at --data-root)")
+    canvas: int | None = F(None, "centre each image on a black canvas of this size (mnist5k: 28 or 40)", ge=8)
+    data_root: str = F("data", "folder of torchvision datasets, or the image folder for --dataset folder")
+    image_size: int | None = F(None, "resize images of --dataset folder to this size (default 32)", ge=8)
+    suites: str | None = F(None, "OOD test suites, e.g. 'shift:6,rotation:30'; 'none' for none "
+                           "(default: every suite at the dataset's default strength)")
+    # models
+    teacher: str | None = F(None, "a pretrain run directory, a .safetensors file, or 'default' (shipped)")
+    student: str = F("mlp", "model to train: mlp | small-cnn | cnn | resnet18-cifar | resnet18 | ...")
+    # objective
+    loss: Literal["kd", "ce"] = F("kd", "kd = distil from the teacher; ce = labels only (baseline)")
+    temperature: float = F(4.0, "KD temperature T (a knob: changeable while running)", gt=0)
+    alpha: float = F(1.0, "weight of the KD term against cross-entropy; 1 = pure distillation (knob)",
+                     ge=0, le=1)
+    # augmentation
+    augment: str = F("none", "none | shift | flip-crop | randaugment | autoaugment | cutout | mixup | cutmix | "
+                     "cutmixpick")
+    max_shift: int | None = F(None, "pixels for --augment shift (default: the shift suite's strength)", ge=0)
+    pick_criterion: Literal["kl", "teacher-entropy", "student-entropy"] = F(
+        "kl", "CutMixPick score: KL(teacher||student) at T, or teacher / student entropy")
+    pick_rounds: int = F(2, "CutMixPick candidate rounds; the best batch-size of them are kept", ge=1)
+    # optimisation
+    steps: int = F(600, "training steps", gt=0)
+    batch_size: int = F(128, "images per step", gt=0)
+    lr: float = F(1e-3, "AdamW learning rate (knob)", gt=0)
+    weight_decay: float = F(0.0, "AdamW weight decay", ge=0)
+    schedule: Literal["cosine", "constant"] = F("cosine", "learning-rate schedule; cosine decays to 0")
+    # bookkeeping
+    eval_every: int = F(100, "steps between evaluations on test + OOD suites", gt=0)
+    log_every: int = F(10, "steps between loss/throughput events", gt=0)
+    snapshot_every: int = F(50, "steps between image snapshots", gt=0)
+    checkpoint_every: int = F(200, "steps between resumable checkpoints", gt=0)
+    seed: int = F(0, "random seed: same seed, same run on the same device")
+    device: str = F("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
+    threads: int | None = F(None, "torch CPU threads (default: torch's choice)", ge=1)
+
+    @classmethod
+    def from_sources(cls, file: str | Path | None = None, **overrides) -> "RunConfig":
+        """Config file (YAML or JSON) first, then explicit overrides (flags that were given)."""
+        data = load_config_file(file) if file else {}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return validate(cls, data)
+
+
+def validate(model, data: dict):
+    """Build a pydantic model, turning its errors into one readable UserError line."""
+    try:
+        return model(**data)
+    except ValidationError as e:
+        parts = []
+        for err in e.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "config"
+            flag = "--" + name.replace("_", "-")
+            if err["type"] == "extra_forbidden":
+                parts.append(f"unknown option '{name}'")
+                continue
+            parts.append(f"{flag}: {err['msg']}" + (f" (got {err['input']!r})" if "input" in err else ""))
+        raise UserError("invalid config: " + "; ".join(parts)) from None
+
+
+def load_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - any parse error is the user's file
+        raise UserError(f"cannot parse config file {path}: {e}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of option names to values")
+    return {k.replace("-", "_"): v for k, v in data.items()}

@@ -1,0 +1,31 @@
+"""Accuracy of a model on named splits (test + OOD suites), batched and without gradients."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..data import Split
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: Split, batch_size: int = 1000) -> Tensor:
+    """Top-1 predictions for every image of `split` (model in eval mode for the call)."""
+    was_training = model.training
+    model.eval()
+    preds = []
+    for i in range(0, len(split), batch_size):
+        x, _ = split.get(slice(i, i + batch_size))
+        preds.append(model(x).argmax(1))
+    model.train(was_training)
+    return torch.cat(preds)
+
+
+def accuracy(model: nn.Module, suites: dict[str, Split], reference: dict[str, Tensor] | None = None):
+    """Accuracy per suite, and agreement with `reference` predictions (e.g. the teacher's) if given."""
+    acc, agree = {}, {}
+    for name, split in suites.items():
+        pred = predict(model, split)
+        acc[name] = (pred == split.y).float().mean().item()
+        if reference is not None:
+            agree[name] = (pred == reference[name]).float().mean().item()
+    return acc, agree

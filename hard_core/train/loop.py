@@ -1,0 +1,153 @@
+"""The one training loop, written as a generator of typed events.
+
+    for event in train(RunConfig(dataset="mnist5k", canvas=40, teacher="default")):
+        print(event.to_json())
+
+The same loop pretrains teachers (`kind="pretrain"`: cross-entropy, no teacher) and distils students
+(KD on exactly what the student sees). `control()` is polled every step for knob changes (lr,
+temperature, alpha) and pause/stop requests; the run store reads them from `control.json`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import load_into, load_optimizer
+from ..config import RunConfig
+from ..errors import UserError
+from ..losses import ce_loss, kd_loss
+from .evaluate import accuracy, predict
+from .events import Checkpoint, EvalMetrics, Event, Snapshot, Status, StepMetrics
+from .setup import Session, build_session
+
+KNOBS = ("lr", "temperature", "alpha")
+SNAPSHOT_SIZE = 16  # images per snapshot: enough for a gallery, small on disk
+
+
+class Diverged(UserError):
+    """The loss became NaN or infinite; the last checkpoint is kept."""
+
+
+class EpochSampler:
+    """Batch indices for step s (1-based) from a seeded permutation per epoch, so any step's batch
+    can be recomputed on resume without replaying the ones before it."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, device):
+        self.n, self.b, self.seed, self.device = n, batch_size, seed, device
+        self.per_epoch = max(n // batch_size, 1)
+        self._epoch, self._perm = -1, None
+
+    def indices(self, step: int):
+        epoch, i = divmod(step - 1, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g).to(self.device)
+        return self._perm[i * self.b:(i + 1) * self.b]
+
+
+def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
+          resume: Path | None = None) -> Iterator[Event]:
+    """Train (or pretrain) as `cfg` says, yielding events; `resume` is a run directory to continue."""
+    yield Status(0, "starting", "loading data and models", total_steps=cfg.steps)
+    s = build_session(cfg)
+    knobs = {k: getattr(cfg, k) for k in KNOBS}
+    start = 0
+    if resume is not None:
+        start, knobs = _restore(s, Path(resume), knobs)
+    reference = None
+    if s.teacher is not None:
+        with s.autocast:
+            acc, _ = accuracy(s.teacher, s.suites)
+            reference = {name: predict(s.teacher, split) for name, split in s.suites.items()}
+        yield EvalMetrics(start, "teacher", acc)
+    sampler = EpochSampler(len(s.train), cfg.batch_size, cfg.seed, s.device)
+    yield Status(start, "running", f"training on {s.device.type}", total_steps=cfg.steps)
+    t0, last = time.perf_counter(), (time.perf_counter(), start)
+    for step in range(start + 1, cfg.steps + 1):
+        if control is not None:
+            request = control()
+            changed = {k: float(request[k]) for k in KNOBS if k in request and request[k] != knobs[k]}
+            if changed:
+                knobs.update(changed)
+                yield Status(step - 1, "running", "set " + ", ".join(f"{k}={v:g}" for k, v in changed.items()),
+                             total_steps=cfg.steps)
+            if request.get("state") == "pause":
+                yield Status(step - 1, "paused", "paused from the dashboard", total_steps=cfg.steps)
+                while request.get("state") == "pause":
+                    time.sleep(0.2)
+                    request = control()
+                yield Status(step - 1, "running", "resumed", total_steps=cfg.steps)
+            if request.get("state") == "stop":
+                yield Checkpoint(step - 1, s.student, s.optimizer, dict(knobs))
+                yield Status(step - 1, "stopped", "stopped on request", total_steps=cfg.steps)
+                return
+
+        # ---- one step: sample, augment, distil (teacher on exactly what the student sees) ----
+        torch.manual_seed(cfg.seed * 1_000_003 + step)  # augmentation randomness, replayable on resume
+        x, y = s.train.get(sampler.indices(step))
+        y = F.one_hot(y, s.dataset.num_classes).float()
+        x_aug, y_aug = s.augment(x, y, s.teacher, s.student)
+        for group in s.optimizer.param_groups:
+            group["lr"] = s.lr_at(knobs["lr"], step)
+        with s.autocast:
+            if s.teacher is not None:
+                with torch.no_grad():
+                    t_logits = s.teacher(x_aug)
+            s_logits = s.student(x_aug)
+            if cfg.loss == "kd":
+                loss = kd_loss(s_logits, t_logits, y_aug, knobs["temperature"], knobs["alpha"])
+            else:
+                loss = ce_loss(s_logits, y_aug)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        s.optimizer.step()
+
+        # ---- events ----
+        final = step == cfg.steps
+        if step % cfg.log_every == 0 or final or step % cfg.checkpoint_every == 0:
+            value = loss.item()
+            if not math.isfinite(value):
+                raise Diverged(f"loss became {value} at step {step}: lower --lr or --temperature "
+                               "(the last checkpoint is kept)")
+            now = time.perf_counter()
+            rate = (step - last[1]) / max(now - last[0], 1e-9)
+            last = (now, step)
+            yield StepMetrics(step, value, s.optimizer.param_groups[0]["lr"], knobs["temperature"],
+                              knobs["alpha"], rate, now - t0)
+        if step % cfg.snapshot_every == 0 or step == 1 or final:
+            yield _snapshot(step, x, x_aug, y, y_aug, t_logits if s.teacher is not None else None, s_logits)
+        if step % cfg.eval_every == 0 or final:
+            with s.autocast:
+                acc, agree = accuracy(s.student, s.suites, reference)
+            yield EvalMetrics(step, "student", acc, agree)
+        if step % cfg.checkpoint_every == 0 or final:
+            yield Checkpoint(step, s.student, s.optimizer, dict(knobs))
+    yield Status(cfg.steps, "finished", f"done in {time.perf_counter() - t0:.1f} s", total_steps=cfg.steps)
+
+
+def _snapshot(step, x, x_aug, y, y_aug, t_logits, s_logits) -> Snapshot:
+    n = SNAPSHOT_SIZE
+
+    def img(t):
+        return (t[:n].detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+
+    tensors = {"clean": img(x), "augmented": img(x_aug), "label": y[:n].argmax(1).cpu(),
+               "augmented_label": y_aug[:n].argmax(1).cpu(), "student_pred": s_logits[:n].argmax(1).cpu()}
+    if t_logits is not None:
+        tensors["teacher_pred"] = t_logits[:n].argmax(1).cpu()
+    return Snapshot(step, tensors)
+
+
+def _restore(s: Session, run_dir: Path, knobs: dict) -> tuple[int, dict]:
+    """Load student weights and optimizer state; returns the step to continue from and the knobs."""
+    student_file, optim_file = run_dir / "student.safetensors", run_dir / "optimizer.safetensors"
+    if not student_file.is_file() or not optim_file.is_file():
+        raise UserError(f"cannot resume: {run_dir} has no checkpoint yet")
+    load_into(s.student, student_file)
+    extra = load_optimizer(optim_file, s.optimizer)
+    return int(extra.get("step", 0)), {**knobs, **extra.get("knobs", {})}

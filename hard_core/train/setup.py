@@ -1,0 +1,137 @@
+"""Everything the loop needs, built from a `RunConfig`: device, data, suites, teacher, student,
+augmentation and optimizer. Kept apart from the loop so the loop reads on one screen.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..assets import shipped_teacher
+from ..augment import Augment, build_augment
+from ..checkpoint import load_model
+from ..config import RunConfig
+from ..data import Dataset, Split, default_suites, load_dataset, make_suites, parse_suites
+from ..errors import UserError
+from ..models import build_model
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """cuda, then mps, then cpu; an explicit name must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is available here (try --device cpu)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: MPS is not available here (try --device cpu)")
+    return device
+
+
+@lru_cache(maxsize=4)
+def _dataset(name, canvas, root, image_size) -> Dataset:
+    return load_dataset(name, canvas=canvas, root=root, image_size=image_size)
+
+
+def dataset_for(cfg: RunConfig) -> Dataset:
+    """The run's dataset (cached per process: the dashboard and tests build many runs)."""
+    return _dataset(cfg.dataset, cfg.canvas, cfg.data_root, cfg.image_size)
+
+
+def suites_for(cfg: RunConfig, dataset: Dataset) -> dict[str, Split]:
+    """"test" (in-domain) first, then the OOD suites, all deterministic for the run's seed-free spec."""
+    spec = default_suites(dataset) if cfg.suites is None else parse_suites(cfg.suites)
+    return {"test": dataset.test, **make_suites(dataset, spec, seed=0)}
+
+
+def teacher_path(spec: str, cfg: RunConfig) -> Path:
+    if spec == "default":
+        return shipped_teacher(cfg.dataset, cfg.canvas)
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "student.safetensors"
+        if not path.is_file():
+            raise UserError(f"--teacher {spec}: no student.safetensors in that directory (is the run finished?)")
+    elif not path.is_file():
+        raise UserError(f"--teacher {spec}: not found (give a pretrain run directory, a .safetensors file, "
+                        "or 'default')")
+    return path
+
+
+def load_teacher(cfg: RunConfig, dataset: Dataset, device) -> nn.Module:
+    """A frozen, eval-mode teacher whose input shape and classes match the dataset."""
+    path = teacher_path(cfg.teacher, cfg)
+    teacher = load_model(path, device)
+    check_fits(teacher, dataset, f"teacher {path}")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def check_fits(model: nn.Module, dataset: Dataset, what: str) -> None:
+    if tuple(model.input_shape) != dataset.input_shape:
+        raise UserError(f"{what} expects inputs {tuple(model.input_shape)} but {dataset.name} gives "
+                        f"{dataset.input_shape} (check --canvas)")
+    if model.spec["num_classes"] != dataset.num_classes:
+        raise UserError(f"{what} has {model.spec['num_classes']} classes but {dataset.name} has "
+                        f"{dataset.num_classes}")
+
+
+@dataclass
+class Session:
+    cfg: RunConfig
+    device: torch.device
+    dataset: Dataset
+    train: Split  # on the device
+    suites: dict[str, Split]  # on the device; "test" first
+    teacher: nn.Module | None
+    student: nn.Module
+    augment: Augment
+    optimizer: torch.optim.Optimizer
+
+    @property
+    def autocast(self):
+        """bf16 autocast on CUDA; a no-op context elsewhere."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+    def lr_at(self, base_lr: float, step: int) -> float:
+        if self.cfg.schedule == "constant":
+            return base_lr
+        return base_lr * 0.5 * (1 + math.cos(math.pi * step / self.cfg.steps))
+
+
+def build_session(cfg: RunConfig) -> Session:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    dataset = dataset_for(cfg)
+    if cfg.batch_size > len(dataset.train):
+        raise UserError(f"--batch-size {cfg.batch_size} is larger than the {len(dataset.train)} training images")
+    suites = {k: v.to(device) for k, v in suites_for(cfg, dataset).items()}
+    if cfg.kind == "pretrain" or cfg.loss == "ce":
+        teacher = None
+    elif cfg.teacher is None:
+        raise UserError("--teacher is required for KD (a pretrain run directory, a .safetensors file, or 'default')")
+    else:
+        teacher = load_teacher(cfg, dataset, device)
+    torch.manual_seed(cfg.seed)  # student initialisation
+    student = build_model(cfg.student, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                          mean=dataset.mean, std=dataset.std).to(device)
+    max_shift = cfg.max_shift if cfg.max_shift is not None else default_suites(dataset).get("shift", 4)
+    augment = build_augment(cfg.augment, num_classes=dataset.num_classes, max_shift=int(max_shift),
+                            criterion=cfg.pick_criterion, rounds=cfg.pick_rounds, temperature=cfg.temperature)
+    if augment.needs_models and teacher is None:
+        raise UserError(f"--augment {cfg.augment} scores candidates with the teacher; give --teacher")
+    optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return Session(cfg, device, dataset, dataset.train.to(device), suites, teacher, student, augment, optimizer)

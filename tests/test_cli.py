@@ -1,0 +1,95 @@
+"""Every user error is one line on stderr and exit code 2, never a traceback; help is useful."""
+import subprocess
+import sys
+
+import pytest
+
+from hard_core.cli import main
+from hard_core.checkpoint import save_model
+from hard_core.models import build_model
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.fixture
+def shifted_teacher(tmp_path):
+    """A (random) teacher checkpoint for 28x28 digits: enough to test shape checks."""
+    path = tmp_path / "t28.safetensors"
+    save_model(path, build_model("small-cnn", input_shape=(1, 28, 28), num_classes=10))
+    return path
+
+
+BAD = [
+    (["train", "--dataset", "imagenet-9000", "--teacher", "x"], "unknown dataset"),
+    (["train", "--student", "vit", "--teacher", "{t28}"], "unknown model 'vit'"),
+    (["train", "--augment", "sharpen", "--teacher", "{t28}"], "sharpen"),
+    (["train", "--steps", "0", "--teacher", "{t28}"], "--steps"),
+    (["train", "--steps", "-5", "--teacher", "{t28}"], "--steps"),
+    (["train", "--teacher", "{tmp}/missing"], "not found"),
+    (["train", "--teacher", "{tmp}/corrupt.safetensors"], "corrupt checkpoint"),
+    (["train", "--canvas", "40", "--teacher", "{t28}"], "expects inputs (1, 28, 28)"),
+    (["train", "--config", "{tmp}/missing.yaml"], "config file not found"),
+    (["train", "--config", "{tmp}/bad.yaml"], "cannot parse config"),
+    (["train", "--config", "{tmp}/unknown_key.json"], "unknown option 'stepz'"),
+    (["train", "--device", "cuda:3", "--teacher", "{t28}"], "cuda"),
+    (["eval", "{tmp}/missing"], "not found"),
+    (["tstddev", "--dataset", "mnist5k"], "--teacher is required"),
+    (["train"], "--teacher is required"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD, ids=[" ".join(a)[:50] for a, _ in BAD])
+def test_user_errors_exit_2_with_one_clear_line(capsys, tmp_path, shifted_teacher, argv, message):
+    (tmp_path / "corrupt.safetensors").write_bytes(b"not a checkpoint at all")
+    (tmp_path / "bad.yaml").write_text("steps: [1, 2\n")
+    (tmp_path / "unknown_key.json").write_text('{"stepz": 3}')
+    argv = [a.format(tmp=tmp_path, t28=shifted_teacher) for a in argv]
+    code, err = run_cli(capsys, *argv, "--out", str(tmp_path / "run")) if argv[0] == "train" else \
+        run_cli(capsys, *argv)
+    assert code == 2, err
+    assert message in err, err
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+
+
+def test_bad_flag_types_are_argparse_errors(capsys):
+    code, err = run_cli(capsys, "train", "--steps", "many")
+    assert code == 2 and "invalid int value" in err
+
+
+def test_an_existing_run_is_never_overwritten(capsys, tmp_path, shifted_teacher):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "events.jsonl").write_text('{"kind": "status", "step": 0}\n')
+    code, err = run_cli(capsys, "train", "--teacher", str(shifted_teacher), "--out", str(run))
+    assert code == 2 and "already holds a run" in err
+    assert (run / "events.jsonl").read_text() == '{"kind": "status", "step": 0}\n'
+
+
+def test_config_file_is_read_and_flags_override_it(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: mnist5k\nloss: ce\nstudent: mlp\nsteps: 4\nbatch-size: 16\nsuites: none\n")
+    assert main(["train", "--config", str(cfg), "--steps", "6", "--out", str(tmp_path / "r")]) == 0
+    import json
+
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert saved["steps"] == 6 and saved["batch_size"] == 16 and saved["suites"] == "none"
+
+
+def test_help_lists_commands_and_flags():
+    out = subprocess.run([sys.executable, "-m", "hard_core", "train", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for flag in ("--dataset", "--canvas", "--teacher", "--student", "--augment", "--loss", "--temperature",
+                 "--alpha", "--eval-every", "--seed", "--device", "--out", "--config", "[default: 600]"):
+        assert flag in out.stdout, flag
+    top = subprocess.run([sys.executable, "-m", "hard_core", "--help"], capture_output=True, text=True).stdout
+    for cmd in ("train", "pretrain", "eval", "tstddev"):
+        assert cmd in top

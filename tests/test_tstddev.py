@@ -1,0 +1,104 @@
+"""T. stddev: the definition recomputed in numpy, ordering of augmentations, seeding, ranking."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hard_core.augment import AUGMENTATIONS, build_augment
+from hard_core.probes import batch_indices, rank_augmentations, t_stddev
+
+K = 3
+
+
+class MeanTeacher(nn.Module):
+    """Logits = w * (mean pixel value) + b."""
+
+    w = torch.tensor([4.0, 0.0, -4.0])
+    b = torch.tensor([0.0, 0.5, 1.0])
+
+    def forward(self, x):
+        return x.flatten(1).mean(1, keepdim=True) * self.w + self.b
+
+
+class CentreTeacher(nn.Module):
+    """Confident class 0 if the centre pixel is bright, else class 1."""
+
+    def forward(self, x):
+        c = x[:, 0, x.shape[2] // 2, x.shape[3] // 2][:, None]
+        return torch.cat([8 * c, 8 * (1 - c), torch.zeros_like(c)], 1)
+
+
+def constant_images(n=50, seed=0):
+    vals = torch.rand(n, generator=torch.Generator().manual_seed(seed))
+    return vals.view(n, 1, 1, 1).expand(n, 1, 8, 8).contiguous(), vals.numpy().astype(np.float64)
+
+
+def test_batch_indices_are_a_seeded_shuffled_pass():
+    idx = batch_indices(50, batches=7, batch_size=16, seed=3)
+    assert idx.shape == (7, 16) and idx.min() >= 0 and idx.max() < 50
+    for p in range(0, 6, 3):  # 3 batches per pass of 50 images (drop_last): no repeats inside a pass
+        assert len(set(idx[p:p + 3].flatten().tolist())) == 48
+    assert torch.equal(idx, batch_indices(50, batches=7, batch_size=16, seed=3))
+    assert not torch.equal(idx, batch_indices(50, batches=7, batch_size=16, seed=4))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_matches_numpy_definition_with_no_augmentation(temperature):
+    x, vals = constant_images()
+    got = t_stddev(MeanTeacher(), x, build_augment("none", num_classes=K), batches=7, batch_size=16,
+                   temperature=temperature, seed=3)
+    idx = batch_indices(50, 7, 16, 3).numpy()
+    logits = (vals[idx][..., None] * MeanTeacher.w.numpy() + MeanTeacher.b.numpy()) / temperature
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)  # batches x batch_size x K
+    expected = p.mean(1).std(0, ddof=1).mean()  # Bessel-corrected std over batches, mean over classes
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_full_batches_of_the_same_images_give_zero():
+    x, _ = constant_images(32)
+    assert t_stddev(MeanTeacher(), x, build_augment("none", num_classes=K), batches=5, batch_size=32) < 1e-6
+
+
+def test_augmentation_that_changes_teacher_more_scores_higher():
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0  # identical images: without augmentation every batch mean is the same
+    teacher = CentreTeacher()
+    none = t_stddev(teacher, x, build_augment("none", num_classes=K), batches=10, batch_size=32)
+    shift = t_stddev(teacher, x, build_augment("shift", num_classes=K, max_shift=2), batches=10, batch_size=32)
+    assert none < 1e-6 < 0.01 < shift
+
+
+def test_seeded_and_restores_global_rng():
+    x = torch.rand(100, 1, 10, 10)
+    aug = build_augment("shift", num_classes=K, max_shift=3)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = t_stddev(MeanTeacher(), x, aug, batches=5, batch_size=20, seed=7)
+    assert torch.equal(torch.rand(3), before)  # the caller's random stream is untouched
+    assert a == t_stddev(MeanTeacher(), x, aug, batches=5, batch_size=20, seed=7)
+    assert a != t_stddev(MeanTeacher(), x, aug, batches=5, batch_size=20, seed=8)
+
+
+def test_label_mixing_uses_given_or_teacher_labels():
+    x = torch.rand(40, 1, 8, 8)
+    for name in ("mixup", "cutmix", "cutmixpick"):
+        aug = build_augment(name, num_classes=K, criterion="teacher-entropy")
+        assert t_stddev(MeanTeacher(), x, aug, batches=3, batch_size=10) >= 0
+        assert t_stddev(MeanTeacher(), x, aug, batches=3, batch_size=10, y=torch.randint(K, (40,))) >= 0
+    with pytest.raises(ValueError, match="batches"):
+        t_stddev(MeanTeacher(), x, build_augment("none", num_classes=K), batches=1)
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 24)], ids=["image", "1d"])
+def test_rank_is_sorted_ascending_and_skips_image_only_on_1d(shape):
+    x = torch.rand(48, *shape)
+    ranking = rank_augmentations(MeanTeacher(), x, num_classes=K, batches=3, batch_size=16, seed=1)
+    scores = [s for _, s in ranking]
+    assert scores == sorted(scores)
+    names = {n for n, _ in ranking}
+    if len(shape) == 3:
+        assert names == set(AUGMENTATIONS)
+    else:
+        assert names == {"none", "shift", "mixup", "cutmix", "cutmixpick"}
+    assert ranking == rank_augmentations(MeanTeacher(), x, num_classes=K, batches=3, batch_size=16, seed=1)
