@@ -40,7 +40,7 @@ def run(args) -> int:
     dataset = dataset_for(cfg)
     check_fits(model, dataset, f"model {path}")
     suites = {k: v.to(device) for k, v in suites_for(cfg, dataset).items()}
-    acc, _ = accuracy(model, suites)
+    acc, _, _ = accuracy(model, suites)
     print(json.dumps({"model": str(path), "dataset": cfg.dataset, "canvas": cfg.canvas, "acc": acc})
           if args.json else format_acc(acc))
     return 0

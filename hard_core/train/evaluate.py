@@ -21,11 +21,8 @@ def predict(model: nn.Module, split: Split, batch_size: int = 1000) -> Tensor:
 
 
 def accuracy(model: nn.Module, suites: dict[str, Split], reference: dict[str, Tensor] | None = None):
-    """Accuracy per suite, and agreement with `reference` predictions (e.g. the teacher's) if given."""
-    acc, agree = {}, {}
-    for name, split in suites.items():
-        pred = predict(model, split)
-        acc[name] = (pred == split.y).float().mean().item()
-        if reference is not None:
-            agree[name] = (pred == reference[name]).float().mean().item()
-    return acc, agree
+    """(accuracy per suite, agreement with `reference` predictions per suite, the predictions)."""
+    preds = {name: predict(model, split) for name, split in suites.items()}
+    acc = {name: (p == suites[name].y).float().mean().item() for name, p in preds.items()}
+    agree = {} if reference is None else {n: (p == reference[n]).float().mean().item() for n, p in preds.items()}
+    return acc, agree, preds

@@ -21,7 +21,7 @@ from ..checkpoint import load_into, load_optimizer
 from ..config import RunConfig
 from ..errors import UserError
 from ..losses import ce_loss, kd_loss
-from .evaluate import accuracy, predict
+from .evaluate import accuracy
 from .events import Checkpoint, EvalMetrics, Event, Snapshot, Status, StepMetrics
 from .setup import Session, build_session
 
@@ -59,12 +59,7 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
     start = 0
     if resume is not None:
         start, knobs = _restore(s, Path(resume), knobs)
-    reference = None
-    if s.teacher is not None:
-        with s.autocast:
-            acc, _ = accuracy(s.teacher, s.suites)
-            reference = {name: predict(s.teacher, split) for name, split in s.suites.items()}
-        yield EvalMetrics(start, "teacher", acc)
+    reference = None  # the teacher's predictions per suite, computed at the first evaluation
     sampler = EpochSampler(len(s.train), cfg.batch_size, cfg.seed, s.device)
     yield Status(start, "running", f"training on {s.device.type}", total_steps=cfg.steps)
     t0, last = time.perf_counter(), (time.perf_counter(), start)
@@ -122,8 +117,12 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
         if step % cfg.snapshot_every == 0 or step == 1 or final:
             yield _snapshot(step, x, x_aug, y, y_aug, t_logits if s.teacher is not None else None, s_logits)
         if step % cfg.eval_every == 0 or final:
+            if s.teacher is not None and reference is None:
+                with s.autocast:
+                    acc, _, reference = accuracy(s.teacher, s.suites)
+                yield EvalMetrics(step, "teacher", acc)
             with s.autocast:
-                acc, agree = accuracy(s.student, s.suites, reference)
+                acc, agree, _ = accuracy(s.student, s.suites, reference)
             yield EvalMetrics(step, "student", acc, agree)
         if step % cfg.checkpoint_every == 0 or final:
             yield Checkpoint(step, s.student, s.optimizer, dict(knobs))
