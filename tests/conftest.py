@@ -8,11 +8,11 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 @pytest.fixture(scope="session")
 def mnist_teacher(tmp_path_factory):
-    """A small CNN teacher for mnist5k at canvas 28, pretrained by the CLI once per test session."""
+    """A CNN teacher for mnist5k at canvas 28, pretrained by the CLI once per test session."""
     from hard_core.cli import main
 
     out = tmp_path_factory.mktemp("teacher") / "T"
-    code = main(["pretrain", "--dataset", "mnist5k", "--model", "small-cnn", "--augment", "shift",
+    code = main(["pretrain", "--dataset", "mnist5k", "--model", "cnn", "--augment", "shift",
                  "--max-shift", "3", "--steps", "150", "--eval-every", "150", "--suites", "shift:3",
                  "--lr", "3e-3", "--seed", "0", "--out", str(out)])
     assert code == 0
