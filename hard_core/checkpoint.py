@@ -29,6 +29,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; readers may be other users (e.g. a dashboard)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

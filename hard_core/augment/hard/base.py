@@ -1,0 +1,53 @@
+"""The base of HARD's learned augmentors (Nix et al. 2023): an `nn.Module` that maps a batch to a harder
+batch plus the per-sample parameters it chose (for display), and is the identity at initialisation.
+
+>>> aug = build_augmentor("affine", input_shape=(1, 40, 40))
+>>> x_aug, params = aug(torch.rand(8, 1, 40, 40))
+>>> params["tx"].shape
+torch.Size([8])
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ...errors import UserError
+
+_AUGMENTORS: dict[str, Callable[..., "HardAugmentor"]] = {}
+
+
+def register_augmentor(name: str):
+    def add(cls):
+        _AUGMENTORS[name] = cls
+        return cls
+
+    return add
+
+
+def list_augmentors() -> list[str]:
+    return sorted(_AUGMENTORS)
+
+
+class HardAugmentor(nn.Module):
+    """`forward(x) -> (x_aug, params)`; `x`, `x_aug` float in [0, 1] of one shape, `params` a dict of
+    per-sample tensors (first dimension N) describing what was done to each sample."""
+
+    def __init__(self, input_shape):
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+
+    def noise(self, n: int, dim: int, like: Tensor) -> Tensor:
+        """The augmentor's source of randomness: standard normal noise on x's device."""
+        return torch.randn(n, dim, device=like.device, dtype=like.dtype)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def build_augmentor(name: str, *, input_shape, **options) -> HardAugmentor:
+    """A registered augmentor; `options` are the augmentor's own keyword arguments."""
+    if name not in _AUGMENTORS:
+        raise UserError(f"unknown HARD augmentor '{name}'; choose from: none, {', '.join(list_augmentors())}")
+    return _AUGMENTORS[name](input_shape=input_shape, **options)
