@@ -47,6 +47,19 @@ class RunConfig(BaseModel):
     pick_criterion: Literal["kl", "teacher-entropy", "student-entropy"] = F(
         "kl", "CutMixPick score: KL(teacher||student) at T, or teacher / student entropy")
     pick_rounds: int = F(2, "CutMixPick candidate rounds; the best batch-size of them are kept", ge=1)
+    # HARD: a learned augmentor that makes teacher and student disagree (combines with --augment)
+    hard: Literal["none", "affine", "mix", "vae"] = F("none", "learned hard augmentor: affine (spatial "
+                                                       "transformer) | mix (learned mixing) | vae (latent edits)")
+    hard_lambda: float = F(1.0, "lambda: how strongly the teacher must still see the same thing on an "
+                           "augmented image, KL(T(x)||T(x_aug)) (knob)", ge=0)
+    hard_lr: float = F(1e-2, "augmentor learning rate (its own Adam)", gt=0)
+    hard_every: int = F(1, "update the augmentor on every k-th student step (amortises its cost)", ge=1)
+    hard_share: float = F(0.5, "share of the student's batch that the augmentor augments", gt=0, le=1)
+    affine: str = F("translate", "HARD-affine degrees of freedom and bounds, e.g. 'translate' (15% of the "
+                    "side), 'translate:6,rotate:30,scale:0.2,shear:0.2', or 'all'")
+    hard_image_input: bool = F(False, "condition the affine augmentor on the image as well as on noise")
+    vae: str = F("default", "HARD-vae's AutoencoderKL: 'default' (shipped, built-in digits), a local "
+                 "diffusers folder, or a hub id (online)")
     # optimisation
     steps: int = F(600, "training steps", gt=0)
     batch_size: int = F(128, "images per step", gt=0)
@@ -58,6 +71,7 @@ class RunConfig(BaseModel):
     log_every: int = F(10, "steps between loss/throughput events", gt=0)
     snapshot_every: int = F(50, "steps between image snapshots", gt=0)
     checkpoint_every: int = F(200, "steps between resumable checkpoints", gt=0)
+    probe_every: int = F(100, "steps between disagreement / invariance-map snapshots (with a teacher)", gt=0)
     seed: int = F(0, "random seed: same seed, same run on the same device")
     device: str = F("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
     threads: int | None = F(None, "torch CPU threads (default: torch's choice)", ge=1)

@@ -37,3 +37,29 @@ def kd_loss(student: Tensor, teacher: Tensor, y: Tensor | None, temperature: flo
 def ce_loss(student: Tensor, y: Tensor) -> Tensor:
     """The cross-entropy baseline (and the teacher's pretraining loss)."""
     return soft_cross_entropy(student, y)
+
+
+def hard_loss(student: Tensor, teacher_clean: Tensor, teacher_aug: Tensor, teacher_src: Tensor,
+              y: Tensor | None, temperature: float, alpha: float, lam: float) -> tuple[Tensor, dict]:
+    """HARD's whole game as one scalar (Nix et al. 2023). Inputs are logits:
+
+    - `student`: the student on [clean images; augmented images], in that order;
+    - `teacher_clean`, `teacher_aug`: the teacher on the same two parts;
+    - `teacher_src`: the teacher on the clean originals of the augmented images.
+
+        L = KD(S, T; clean and augmented) - lam * share * T^2 * KL(T(x) || T(x_aug))
+
+    The student descends L: plain KD on everything it sees. The augmentor sits behind a gradient
+    reversal (`augment.hard.reverse_grad`), so the same backward pass makes it *ascend* L: it maximises
+    the student's disagreement with the teacher on x_aug, KL(T(x_aug) || S(x_aug)), minus lam times
+    how far the teacher's own prediction moved, so x_aug must still look like the same thing to the
+    teacher. `share` (augmented / all) puts both augmentor terms on the same per-sample scale.
+    """
+    teacher_all = torch.cat([teacher_clean, teacher_aug])
+    kd = kd_loss(student, teacher_all, y, temperature, alpha)
+    share = teacher_aug.shape[0] / teacher_all.shape[0]
+    consistency = kl_div(teacher_src.detach(), teacher_aug, temperature) * temperature**2
+    with torch.no_grad():
+        n_clean = teacher_clean.shape[0]
+        disagreement = kl_div(teacher_aug, student[n_clean:], temperature) * temperature**2
+    return kd - lam * share * consistency, {"kd": kd, "consistency": consistency, "disagreement": disagreement}

@@ -1,4 +1,4 @@
-"""`python -m hard_core`: train | pretrain | eval | tstddev | assets.
+"""`python -m hard_core`: train | pretrain | eval | tstddev | probe | compare | assets | bench.
 
 User errors (bad flags, missing or corrupt files, shape mismatches, a diverged loss, offline
 downloads) print one line and exit with code 2; anything else is a bug and keeps its traceback.
@@ -9,9 +9,10 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import assets, evaluate, train, tstddev
+from . import assets, bench, compare, evaluate, probe, train, tstddev
 
-COMMANDS = {"train": train, "pretrain": train, "eval": evaluate, "tstddev": tstddev, "assets": assets}
+COMMANDS = {"train": train, "pretrain": train, "eval": evaluate, "tstddev": tstddev, "probe": probe, "compare": compare,
+            "assets": assets, "bench": bench}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -17,7 +17,9 @@ def add_config_flags(p: argparse.ArgumentParser, skip=(), rename: dict | None = 
         ann = field.annotation
         args = [a for a in typing.get_args(ann) if a is not type(None)] or [ann]
         kw: dict = {"dest": name, "default": None}
-        if typing.get_origin(ann) is typing.Literal:
+        if args[0] is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(ann) is typing.Literal:
             kw["choices"] = list(typing.get_args(ann))
         else:
             kw["type"] = args[0] if args[0] in (int, float) else str

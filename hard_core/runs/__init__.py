@@ -1,8 +1,9 @@
 """Run directories: write (RunWriter), tail (RunReader), list, steer (control), and run to a directory."""
 from .control import ControlFile, read_control, request
 from .execute import run_to_dir
-from .reader import RunInfo, RunReader, list_runs, load_student
+from .models import LoadedRun, load_augmentor, load_run, run_config
+from .reader import RunInfo, RunReader, final_metrics, list_runs, load_student
 from .store import RunWriter
 
-__all__ = ["RunWriter", "RunReader", "RunInfo", "list_runs", "load_student", "ControlFile", "read_control",
-           "request", "run_to_dir"]
+__all__ = ["LoadedRun", "load_augmentor", "load_run", "run_config", "RunWriter", "RunReader", "RunInfo",
+           "final_metrics", "list_runs", "load_student", "ControlFile", "read_control", "request", "run_to_dir"]

@@ -81,6 +81,21 @@ def list_runs(root: str | Path = "runs") -> list[RunInfo]:
     return sorted(runs, key=lambda r: r.updated, reverse=True)
 
 
+def final_metrics(run_dir: str | Path) -> dict:
+    """The last evaluation of a run: {"step", "student": {suite: acc}, "teacher": {suite: acc}, "agree"}.
+
+    Empty dicts where the run has not evaluated yet (or has no teacher).
+    """
+    out = {"step": 0, "student": {}, "teacher": {}, "agree": {}}
+    reader = RunReader(run_dir)
+    for e in reader.poll():
+        if e.get("kind") == "eval":
+            out[e["model"]] = e["acc"]
+            if e["model"] == "student":
+                out["step"], out["agree"] = e["step"], e.get("agree", {})
+    return out
+
+
 def load_student(run_dir: str | Path, device: str = "cpu") -> nn.Module:
     """The trained student of a run, in eval mode, with `.input_shape`; maps [0, 1] images to logits.
 

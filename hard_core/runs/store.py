@@ -64,6 +64,9 @@ class RunWriter:
             extra = {"step": event.step, "knobs": event.knobs}
             save_model(self.dir / "student.safetensors", event.student, extra)
             save_optimizer(self.dir / "optimizer.safetensors", event.optimizer, extra)
+            if event.augmentor is not None:
+                save_model(self.dir / "augmentor.safetensors", event.augmentor, extra)
+                save_optimizer(self.dir / "augmentor_optimizer.safetensors", event.augmentor_optimizer, extra)
         self._events.write(json.dumps(record) + "\n")
         self._events.flush()
         if isinstance(event, Status):

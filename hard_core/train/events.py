@@ -77,6 +77,8 @@ class Checkpoint(Event):
     student: object = None  # nn.Module
     optimizer: object = None  # torch.optim.Optimizer
     knobs: dict = field(default_factory=dict)  # knob values in force, restored on resume
+    augmentor: object = None  # HARD's augmentor (nn.Module) and its optimizer, if any
+    augmentor_optimizer: object = None
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "step": self.step}

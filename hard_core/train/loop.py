@@ -20,12 +20,13 @@ import torch.nn.functional as F
 from ..checkpoint import load_into, load_optimizer
 from ..config import RunConfig
 from ..errors import UserError
-from ..losses import ce_loss, kd_loss
+from ..probes.live import RunProbe
 from .evaluate import accuracy
 from .events import Checkpoint, EvalMetrics, Event, Snapshot, Status, StepMetrics
 from .setup import Session, build_session
+from .step import StepResult, distil_step
 
-KNOBS = ("lr", "temperature", "alpha")
+KNOBS = ("lr", "temperature", "alpha", "hard_lambda")
 SNAPSHOT_SIZE = 16  # images per snapshot: enough for a gallery, small on disk
 
 
@@ -60,6 +61,7 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
     if resume is not None:
         start, knobs = _restore(s, Path(resume), knobs)
     reference = None  # the teacher's predictions per suite, computed at the first evaluation
+    probe = RunProbe(s.teacher, s.dataset, s.device) if s.teacher is not None else None
     sampler = EpochSampler(len(s.train), cfg.batch_size, cfg.seed, s.device)
     yield Status(start, "running", f"training on {s.device.type}", total_steps=cfg.steps)
     t0, last = time.perf_counter(), (time.perf_counter(), start)
@@ -78,34 +80,21 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
                     request = control()
                 yield Status(step - 1, "running", "resumed", total_steps=cfg.steps)
             if request.get("state") == "stop":
-                yield Checkpoint(step - 1, s.student, s.optimizer, dict(knobs))
+                yield _checkpoint(step - 1, s, knobs)
                 yield Status(step - 1, "stopped", "stopped on request", total_steps=cfg.steps)
                 return
 
         # ---- one step: sample, augment, distil (teacher on exactly what the student sees) ----
         torch.manual_seed(cfg.seed * 1_000_003 + step)  # augmentation randomness, replayable on resume
         x, y = s.train.get(sampler.indices(step))
-        y = F.one_hot(y, s.dataset.num_classes).float()
-        x_aug, y_aug = s.augment(x, y, s.teacher, s.student)
         for group in s.optimizer.param_groups:
             group["lr"] = s.lr_at(knobs["lr"], step)
-        with s.autocast:
-            if s.teacher is not None:
-                with torch.no_grad():
-                    t_logits = s.teacher(x_aug)
-            s_logits = s.student(x_aug)
-            if cfg.loss == "kd":
-                loss = kd_loss(s_logits, t_logits, y_aug, knobs["temperature"], knobs["alpha"])
-            else:
-                loss = ce_loss(s_logits, y_aug)
-        s.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        s.optimizer.step()
+        out = distil_step(s, x, F.one_hot(y, s.dataset.num_classes).float(), knobs, step)
 
         # ---- events ----
         final = step == cfg.steps
         if step % cfg.log_every == 0 or final or step % cfg.checkpoint_every == 0:
-            value = loss.item()
+            value = out.loss.item()
             if not math.isfinite(value):
                 raise Diverged(f"loss became {value} at step {step}: lower --lr or --temperature "
                                "(the last checkpoint is kept)")
@@ -113,9 +102,14 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
             rate = (step - last[1]) / max(now - last[0], 1e-9)
             last = (now, step)
             yield StepMetrics(step, value, s.optimizer.param_groups[0]["lr"], knobs["temperature"],
-                              knobs["alpha"], rate, now - t0)
-        if step % cfg.snapshot_every == 0 or step == 1 or final:
-            yield _snapshot(step, x, x_aug, y, y_aug, t_logits if s.teacher is not None else None, s_logits)
+                              knobs["alpha"], rate, now - t0, {k: v.item() for k, v in out.extra.items()})
+        probing = probe is not None and (step % cfg.probe_every == 0 or final)
+        if step % cfg.snapshot_every == 0 or step == 1 or final or probing:
+            snapshot = _snapshot(step, out)
+            if probing:
+                with s.autocast:
+                    snapshot.tensors.update(probe(s.student, out.x_seen[:SNAPSHOT_SIZE], knobs["temperature"]))
+            yield snapshot
         if step % cfg.eval_every == 0 or final:
             if s.teacher is not None and reference is None:
                 with s.autocast:
@@ -125,21 +119,27 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
                 acc, agree, _ = accuracy(s.student, s.suites, reference)
             yield EvalMetrics(step, "student", acc, agree)
         if step % cfg.checkpoint_every == 0 or final:
-            yield Checkpoint(step, s.student, s.optimizer, dict(knobs))
+            yield _checkpoint(step, s, knobs)
     yield Status(cfg.steps, "finished", f"done in {time.perf_counter() - t0:.1f} s", total_steps=cfg.steps)
 
 
-def _snapshot(step, x, x_aug, y, y_aug, t_logits, s_logits) -> Snapshot:
+def _snapshot(step: int, out: StepResult) -> Snapshot:
     n = SNAPSHOT_SIZE
 
     def img(t):
         return (t[:n].detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
 
-    tensors = {"clean": img(x), "augmented": img(x_aug), "label": y[:n].argmax(1).cpu(),
-               "augmented_label": y_aug[:n].argmax(1).cpu(), "student_pred": s_logits[:n].argmax(1).cpu()}
-    if t_logits is not None:
-        tensors["teacher_pred"] = t_logits[:n].argmax(1).cpu()
+    tensors = {"clean": img(out.x), "augmented": img(out.x_seen), "label": out.y[:n].argmax(1).cpu(),
+               "student_pred": out.student_logits[:n].argmax(1).cpu()}
+    if out.teacher_logits is not None:
+        tensors["teacher_pred"] = out.teacher_logits[:n].argmax(1).cpu()
+    for name, value in out.params.items():  # the augmentor's choices for every augmented sample
+        tensors[f"param.{name}"] = value.float().cpu()
     return Snapshot(step, tensors)
+
+
+def _checkpoint(step: int, s: Session, knobs: dict) -> Checkpoint:
+    return Checkpoint(step, s.student, s.optimizer, dict(knobs), s.augmentor, s.augmentor_optimizer)
 
 
 def _restore(s: Session, run_dir: Path, knobs: dict) -> tuple[int, dict]:
@@ -149,4 +149,7 @@ def _restore(s: Session, run_dir: Path, knobs: dict) -> tuple[int, dict]:
         raise UserError(f"cannot resume: {run_dir} has no checkpoint yet")
     load_into(s.student, student_file)
     extra = load_optimizer(optim_file, s.optimizer)
+    if s.augmentor is not None:
+        load_into(s.augmentor, run_dir / "augmentor.safetensors")
+        load_optimizer(run_dir / "augmentor_optimizer.safetensors", s.augmentor_optimizer)
     return int(extra.get("step", 0)), {**knobs, **extra.get("knobs", {})}

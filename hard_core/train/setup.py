@@ -13,6 +13,7 @@ from torch import nn
 
 from ..assets import shipped_teacher
 from ..augment import Augment, build_augment
+from ..augment.hard import HardAugmentor, build_augmentor
 from ..checkpoint import load_model
 from ..config import RunConfig
 from ..data import Dataset, Split, default_suites, load_dataset, make_suites, parse_suites
@@ -99,6 +100,8 @@ class Session:
     student: nn.Module
     augment: Augment
     optimizer: torch.optim.Optimizer
+    augmentor: HardAugmentor | None = None  # HARD's learned augmentor, with its own optimizer
+    augmentor_optimizer: torch.optim.Optimizer | None = None
 
     @property
     def autocast(self):
@@ -134,4 +137,20 @@ def build_session(cfg: RunConfig) -> Session:
     if augment.needs_models and teacher is None:
         raise UserError(f"--augment {cfg.augment} scores candidates with the teacher; give --teacher")
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return Session(cfg, device, dataset, dataset.train.to(device), suites, teacher, student, augment, optimizer)
+    augmentor = augmentor_for(cfg, dataset.input_shape, device) if cfg.hard != "none" else None
+    if augmentor is not None and teacher is None:
+        raise UserError(f"--hard {cfg.hard} plays the teacher against the student: give --teacher (and --loss kd)")
+    augmentor_optimizer = None
+    if augmentor is not None:
+        augmentor_optimizer = torch.optim.Adam([p for p in augmentor.parameters() if p.requires_grad], lr=cfg.hard_lr)
+    return Session(cfg, device, dataset, dataset.train.to(device), suites, teacher, student, augment, optimizer,
+                   augmentor, augmentor_optimizer)
+
+
+def augmentor_for(cfg: RunConfig, input_shape, device) -> HardAugmentor:
+    """The run's HARD augmentor, initialised from the run's seed (identity at init)."""
+    options = {"affine": {"dof": cfg.affine, "image_input": cfg.hard_image_input},
+               "vae": {"vae": cfg.vae}}.get(cfg.hard, {})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 1)
+        return build_augmentor(cfg.hard, input_shape=input_shape, **options).to(device)

@@ -37,6 +37,7 @@ class HardAugmentor(nn.Module):
     def __init__(self, input_shape):
         super().__init__()
         self.input_shape = tuple(input_shape)
+        self.spec: dict = {}  # set by build_augmentor: rebuilds the augmentor from a checkpoint's JSON
 
     def noise(self, n: int, dim: int, like: Tensor) -> Tensor:
         """The augmentor's source of randomness: standard normal noise on x's device."""
@@ -45,9 +46,29 @@ class HardAugmentor(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def project_(self) -> None:
+        """Called after every augmentor update, to put constrained parameters back in range."""
+
+
+class _ReverseGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+def reverse_grad(x: Tensor) -> Tensor:
+    """Identity forward, negated gradient backward: what the student descends, the augmentor ascends."""
+    return _ReverseGrad.apply(x)
+
 
 def build_augmentor(name: str, *, input_shape, **options) -> HardAugmentor:
     """A registered augmentor; `options` are the augmentor's own keyword arguments."""
     if name not in _AUGMENTORS:
         raise UserError(f"unknown HARD augmentor '{name}'; choose from: none, {', '.join(list_augmentors())}")
-    return _AUGMENTORS[name](input_shape=input_shape, **options)
+    augmentor = _AUGMENTORS[name](input_shape=input_shape, **options)
+    augmentor.spec = {"augmentor": name, "input_shape": list(input_shape), **options}
+    return augmentor

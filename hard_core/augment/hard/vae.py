@@ -1,0 +1,94 @@
+"""HARD's unconstrained augmentor: move each image's latent in a FROZEN diffusers AutoencoderKL, then decode.
+
+x_aug = clamp(x + decode(z + delta) - decode(z), 0, 1),   z = posterior mean of x,
+delta = eps * tanh(head(noise, z)),                        head's last conv zero-initialised.
+
+Adding the decoded *change* to x (rather than using decode(z + delta) itself) keeps every detail the VAE
+cannot reconstruct, and makes the augmentor exactly the identity at init (delta = 0), while the gradient
+still reaches the head's last layer. Only the head is trainable; the VAE is neither in `parameters()` nor
+in `state_dict()` (a checkpoint holds the head; the VAE comes from the `vae` spec) but moves with `.to()`.
+
+>>> aug = build_augmentor("vae", input_shape=(1, 40, 40))      # the shipped mnist5k VAE
+>>> x = torch.rand(8, 1, 40, 40)
+>>> x_aug, params = aug(x)
+>>> torch.equal(x_aug, x), params["latent_norm"].shape         # (True, torch.Size([8])) at init
+"""
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL
+from torch import Tensor, nn
+
+from ...errors import UserError
+from ...vae import decode, encode, freeze, latent_scale, load_vae
+from .base import HardAugmentor
+
+
+class VAEAugmentor(HardAugmentor):
+    """Options:
+    vae: "default" (shipped mnist5k VAE), a VAE .safetensors file, a local diffusers folder, a Hub id
+        (see `hard_core.vae.load_vae`), or an `AutoencoderKL` instance.
+    eps: bound on every latent element of delta. Default: the VAE's latent std (~1 for the shipped VAE),
+        where random-sign perturbations visibly restyle a digit but keep it readable; 2x that turns some
+        digits into others.
+    noise_dim: size of the per-sample noise vector, broadcast over the latent grid.
+    use_latent: condition the head on z (per-image perturbations) besides the noise.
+    hidden: channels of the head's two hidden 3x3 convs.
+    """
+
+    def __init__(self, input_shape, *, vae: str | AutoencoderKL = "default", eps: float | None = None,
+                 noise_dim: int = 16, use_latent: bool = True, hidden: int = 32):
+        super().__init__(input_shape)
+        if len(self.input_shape) != 3:
+            raise UserError(f"the vae augmentor needs images (C x H x W); got input shape {self.input_shape}")
+        model = freeze(vae) if isinstance(vae, AutoencoderKL) else load_vae(vae)
+        name = vae if isinstance(vae, str) else type(vae).__name__
+        if model.config.in_channels != self.input_shape[0] or model.config.out_channels != self.input_shape[0]:
+            raise UserError(f"VAE '{name}' maps {model.config.in_channels}-channel images but the data has "
+                            f"{self.input_shape[0]} channel(s); pass a VAE made for this data")
+        if noise_dim < 1 or hidden < 1 or (eps is not None and eps <= 0):
+            raise ValueError(f"need noise_dim >= 1, hidden >= 1, eps > 0; got {noise_dim}, {hidden}, {eps}")
+        object.__setattr__(self, "vae", model)  # not a submodule: kept out of parameters() and state_dict()
+        self.eps = float(eps) if eps is not None else latent_scale(model)
+        self.scale = latent_scale(model)        # z / scale ~ unit variance at the head's input
+        self.noise_dim, self.use_latent = noise_dim, use_latent
+        c = model.config.latent_channels
+        self.head = nn.Sequential(
+            nn.Conv2d(noise_dim + (c if use_latent else 0), hidden, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(hidden, c, 3, padding=1))
+        nn.init.zeros_(self.head[-1].weight)  # delta = 0 at init: the identity
+        nn.init.zeros_(self.head[-1].bias)
+
+    def _apply(self, fn, *args, **kwargs):  # .to() / .cuda() / .double() also move the hidden VAE
+        super()._apply(fn, *args, **kwargs)
+        self.vae._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True) -> "VAEAugmentor":
+        super().train(mode)
+        self.vae.eval()  # frozen: never in training mode
+        return self
+
+    def sample_delta(self, z: Tensor) -> Tensor:
+        """A latent perturbation for each latent in `z` (N x c x h x w), every element in [-eps, eps]."""
+        n, _, h, w = z.shape
+        feats = self.noise(n, self.noise_dim, z)[:, :, None, None].expand(-1, -1, h, w)
+        if self.use_latent:
+            feats = torch.cat([feats, z / self.scale], 1)
+        return self.eps * torch.tanh(self.head(feats))
+
+    def apply_delta(self, x: Tensor, z: Tensor, delta: Tensor) -> Tensor:
+        """x plus the decoded change that `delta` makes to `z`, clamped to [0, 1]."""
+        size = x.shape[-2:]
+        with torch.no_grad():
+            base = decode(self.vae, z, size)
+        return (x + (decode(self.vae, z + delta, size) - base)).clamp(0, 1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        with torch.no_grad():
+            z = encode(self.vae, x)
+        delta = self.sample_delta(z)
+        x_aug = self.apply_delta(x, z, delta)
+        return x_aug, {"latent_norm": delta.detach().flatten(1).norm(dim=1),
+                       "pixel_change": (x_aug - x).detach().abs().flatten(1).mean(1)}

@@ -1,0 +1,84 @@
+"""`bench`: milliseconds per training step of KD and of each HARD variant, measured in one process with
+the same data, batch, teacher and student, interleaved round by round so machine noise hits all alike.
+
+The step timed is the real one (`train.step.distil_step`), so the ratio is what a live session costs.
+`--json` prints, as its last line, {"ms_per_step": {...}, "ratio_to_kd": {"hard-affine": ..., ...}}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ..config import RunConfig
+from ..train.loop import EpochSampler
+from ..train.setup import build_session
+from ..train.step import distil_step
+
+VARIANTS = {"kd": {}, "hard-affine": {"hard": "affine"}, "hard-mix": {"hard": "mix"}, "hard-vae": {"hard": "vae"}}
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="ms per step of KD and each HARD variant (one process)", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  python -m hard_core bench --json")
+    p.add_argument("--dataset", default="mnist5k")
+    p.add_argument("--canvas", type=int, default=40)
+    p.add_argument("--teacher", default="default")
+    p.add_argument("--student", default="mlp")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported [default: 5]")
+    p.add_argument("--steps", type=int, default=10, help="steps per variant per round [default: 10]")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
+    p.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+
+
+def run(args) -> int:
+    names = [v.strip() for v in args.variants.split(",")]
+    sessions = {}
+    for name in names:
+        if name not in VARIANTS:
+            from ..errors import UserError
+
+            raise UserError(f"unknown variant '{name}'; choose from: {', '.join(VARIANTS)}")
+        cfg = RunConfig(dataset=args.dataset, canvas=args.canvas, teacher=args.teacher, student=args.student,
+                        batch_size=args.batch_size, device=args.device, suites="none", steps=10**6,
+                        **VARIANTS[name])
+        sessions[name] = build_session(cfg)
+    any_s = next(iter(sessions.values()))
+    sampler = EpochSampler(len(any_s.train), args.batch_size, 0, any_s.device)
+    batches = [any_s.train.get(sampler.indices(i + 1)) for i in range(args.steps)]
+    batches = [(x, F.one_hot(y, any_s.dataset.num_classes).float()) for x, y in batches]
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(args.rounds + 1):  # round 0 warms up (allocator, autograd graphs, caches)
+        for name, s in sessions.items():
+            knobs = {"lr": s.cfg.lr, "temperature": s.cfg.temperature, "alpha": s.cfg.alpha,
+                     "hard_lambda": s.cfg.hard_lambda}
+            _sync(s.device)
+            t0 = time.perf_counter()
+            for i, (x, y) in enumerate(batches):
+                distil_step(s, x, y, knobs, r * args.steps + i + 1)
+            _sync(s.device)
+            if r:
+                times[name].append((time.perf_counter() - t0) / args.steps * 1000)
+    ms = {n: statistics.median(t) for n, t in times.items()}
+    base = ms.get("kd")
+    print(f"{args.dataset} canvas {args.canvas}, batch {args.batch_size}, {args.student} student, "
+          f"{any_s.device.type}, {torch.get_num_threads()} threads; median of {args.rounds} rounds x {args.steps} steps")
+    print(f"{'variant':12s} {'ms/step':>8s} {'x KD':>6s}")
+    for n, v in ms.items():
+        print(f"{n:12s} {v:8.1f} {v / base if base else float('nan'):6.2f}")
+    if args.json:
+        ratio = {n: round(v / base, 3) for n, v in ms.items() if n != "kd"} if base else {}
+        print(json.dumps({"ms_per_step": {n: round(v, 2) for n, v in ms.items()}, "ratio_to_kd": ratio}))
+    return 0
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()

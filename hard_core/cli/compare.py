@@ -1,0 +1,52 @@
+"""`compare`: one table of the final accuracies of several runs, per suite (in-domain "test" first).
+
+Rows are runs, labelled by their directory name; `--markdown` prints a Markdown table (the README's
+results table is made this way), `--json` one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import UserError
+from ..runs import final_metrics
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="final accuracy per suite of several runs, as one table", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  python -m hard_core compare runs/kd runs/hard --markdown")
+    p.add_argument("runs", nargs="+", help="run directories")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    fmt.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args) -> int:
+    rows = {}
+    for run_dir in map(Path, args.runs):
+        if not (run_dir / "events.jsonl").is_file():
+            raise UserError(f"{run_dir} is not a run directory (no events.jsonl)")
+        metrics = final_metrics(run_dir)
+        if not metrics["student"]:
+            raise UserError(f"{run_dir} has not been evaluated yet")
+        rows[run_dir.name] = metrics
+    if args.json:
+        print(json.dumps({name: {"step": m["step"], "acc": m["student"]} for name, m in rows.items()}))
+        return 0
+    suites = list(dict.fromkeys(s for m in rows.values() for s in m["student"]))
+    cells = [["run", "step", *suites]] + [[name, str(m["step"]), *(_pct(m["student"].get(s)) for s in suites)]
+                                          for name, m in rows.items()]
+    if args.markdown:
+        lines = ["| " + " | ".join(r) + " |" for r in cells]
+        lines.insert(1, "|" + "---|" * len(cells[0]))
+    else:
+        widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+        lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    print("\n".join(lines))
+    return 0
+
+
+def _pct(acc: float | None) -> str:
+    return "-" if acc is None else f"{100 * acc:.1f}"
