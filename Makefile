@@ -1,16 +1,20 @@
-# HARD Lab. `make run` installs and starts the main job; `make test` installs and runs the tests.
+# HARD Lab. `make run` installs and starts the lab; `make test` installs and runs the tests.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+PORT   ?= 8501
 RUN    ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: run test install install-dev assets clean
+.PHONY: run demo test install install-dev chromium assets clean
 
 run: install
-	$(BIN)/python -m hard_core train --dataset mnist5k --canvas 40 --teacher default --student mlp \
-		--steps 600 --out $(RUN)
+	$(BIN)/python -m streamlit run app/streamlit_app.py --server.port $(PORT)
 
-test: install-dev
+demo: install   # the same distillation, headless, printing progress in the terminal
+	$(BIN)/python -m hard_core train --dataset mnist5k --canvas 40 --teacher default --student mlp \
+		--hard affine --steps 600 --out $(RUN)
+
+test: install-dev chromium
 	$(BIN)/python -m pytest -q
 
 install: $(VENV)/.installed
@@ -26,6 +30,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
+
+# The real-browser test drives Debian's Chromium through Playwright (never `playwright install`).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium chromium-driver; } \
+	|| { echo "error: the browser test needs /usr/bin/chromium: sudo apt-get install -y chromium chromium-driver"; exit 2; }
 
 assets: install
 	$(BIN)/python -m hard_core assets

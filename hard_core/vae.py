@@ -169,10 +169,16 @@ def load_vae_file(path: str | Path) -> AutoencoderKL:
         with safe_open(str(path), framework="pt") as f:
             config = json.loads((f.metadata() or {})["config"])
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+    except KeyError:
+        raise UserError(f"{path} is not a VAE written by hard_core (no VAE config in its metadata)") from None
+    except (SafetensorError, OSError, json.JSONDecodeError) as e:
         raise UserError(f"{path} is not a VAE written by hard_core ({str(e).splitlines()[0] if str(e) else e!r})"
                         ) from None
-    vae = AutoencoderKL(**config)
+    try:  # a config diffusers rejects (unknown keys, not a mapping, bad sizes) is the file's fault, not a bug
+        vae = AutoencoderKL(**config)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: its metadata config is not a valid AutoencoderKL config ({str(e).splitlines()[0]})"
+                        ) from None
     try:
         vae.load_state_dict(tensors)
     except RuntimeError as e:
@@ -218,5 +224,6 @@ def load_vae(spec: str = "default", device: str | torch.device = "cpu") -> Autoe
 
 def _looks_like_hub_id(spec: str) -> bool:
     parts = spec.split("/")
-    return (len(parts) >= 2 and not spec.startswith((".", "/", "~")) and all(parts)
-            and all(c.isalnum() or c in "-_." for c in "".join(parts)))
+    # a path to a .safetensors file is never a Hub id: a missing one is a missing file, not a download
+    return (len(parts) >= 2 and not spec.startswith((".", "/", "~")) and not spec.endswith(".safetensors")
+            and all(parts) and all(c.isalnum() or c in "-_." for c in "".join(parts)))

@@ -1,5 +1,6 @@
-"""The shipped teachers load, fit their datasets, and score what their cards say."""
+"""The shipped teachers and VAE load, fit their datasets, and match what their cards say."""
 import json
+import math
 
 import pytest
 
@@ -36,3 +37,29 @@ def test_shipped_teacher_matches_its_card(card_path):
 def test_missing_shipped_teacher_says_what_exists():
     with pytest.raises(UserError, match="shipped: .*teacher-mnist5k-c40"):
         shipped_teacher("mnist5k", 36)
+
+
+def test_shipped_vae_card_matches_its_file():
+    """The VAE asset is small, its card says what it is and how it was made, and the card's config is the
+    config stored in the safetensors metadata (the one `load_vae` builds from)."""
+    from safetensors import safe_open
+
+    weights = ASSETS / "vae-mnist5k.safetensors"
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert weights.stat().st_size <= 2_000_000
+    assert card["dataset"] == "mnist5k" and card["canvas"] == 40 and card["kind"] == "vae"
+    assert "AutoencoderKL" in card["architecture"] and card["latent_shape"] == [4, 10, 10]
+    assert card["command"] == "python -m hard_core assets --only vae-mnist5k"
+    assert set(card["test_mse"]) == {"40", "28"} and 0 < card["test_mse"]["40"] < card["test_mse"]["28"] < 0.01
+    with safe_open(str(weights), framework="pt") as f:
+        assert json.loads(f.metadata()["config"]) == card["config"]
+        assert sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys()) == card["parameters"]
+
+
+def test_assets_only_unknown_name_is_one_line(capsys, tmp_path):
+    from hard_core.cli import main
+
+    assert main(["assets", "--only", "nonsense", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "unknown asset 'nonsense'" in err and "vae-mnist5k" in err
+    assert not (tmp_path / "out").exists()  # nothing written, nothing trained

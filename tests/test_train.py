@@ -94,17 +94,17 @@ def test_knobs_pause_and_stop_take_effect_during_a_run():
 
 
 def test_diverging_loss_fails_with_one_line_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    import hard_core.train.loop as loop
+    import hard_core.train.step as step
 
     calls = {"n": 0}
-    real = loop.ce_loss
+    real = step.ce_loss
 
     def blows_up_at_step_13(*args):
         calls["n"] += 1
         loss = real(*args)
         return loss * float("nan") if calls["n"] >= 13 else loss
 
-    monkeypatch.setattr(loop, "ce_loss", blows_up_at_step_13)
+    monkeypatch.setattr(step, "ce_loss", blows_up_at_step_13)
     cfg = small(steps=40, checkpoint_every=10, log_every=5)
     with pytest.raises(Diverged, match="loss became nan at step 15"):
         run_to_dir(cfg, tmp_path / "r")

@@ -25,7 +25,8 @@ def add_config_flags(p: argparse.ArgumentParser, skip=(), rename: dict | None = 
             kw["type"] = args[0] if args[0] in (int, float) else str
             kw["metavar"] = {int: "N", float: "X"}.get(args[0], "S")
         default = defaults.get(name, field.default)
-        kw["help"] = field.description + ("" if default is None else f" [default: {default}]")
+        text = field.description.replace("%", "%%")  # argparse formats help with %
+        kw["help"] = text + ("" if default is None else f" [default: {default}]")
         p.add_argument(flag, **kw)
 
 

@@ -4,10 +4,11 @@
 
 `mask` predicts one weight per patch (a `patches` x `patches` grid, or `patches` segments in 1D),
 upsampled to pixels. Its last layer starts at zero, so m = 0 and the augmentor is the identity at init.
-Each patch has its own gradient from the start (clamp passes the gradient at its bounds), so the
-augmentor mixes exactly the patches where mixing makes teacher and student disagree. (A first version
-gated the mask by one learned scalar starting at 0: the scalar's gradient averaged over all patches was
-negative, the projection pinned it at 0, and the mask never received a gradient: no mixing in 600 steps.)
+The clamp is straight-through: its forward pass bounds the weights, its backward pass is the identity,
+so a patch pushed below 0 (no mixing) still gets the gradient that tells it when mixing starts to pay.
+(A first version gated the mask by one learned scalar from 0, projected to [0, 1]: early in training
+mixing lowers the disagreement, the scalar was pinned at 0 on the first step and the mask never got a
+gradient again; a plain clamp died the same way.)
 
 >>> aug = MixAugmentor((1, 40, 40))
 >>> x_aug, p = aug(torch.rand(4, 1, 40, 40))   # p["weight"]: mean mixing weight, p["partner"]: index
@@ -41,7 +42,8 @@ class MixAugmentor(HardAugmentor):
         pool = F.adaptive_avg_pool1d if self.one_d else F.adaptive_avg_pool2d
         z = torch.cat([pool(x, self.patches).flatten(1), pool(partner, self.patches).flatten(1),
                        self.noise(n, self.noise_dim, x)], 1)
-        cells = self.net(z).clamp(0, 1)
+        raw = self.net(z)
+        cells = raw + (raw.clamp(0, 1) - raw).detach()  # straight-through clamp
         shape = (n, 1, self.patches) if self.one_d else (n, 1, self.patches, self.patches)
         mask = F.interpolate(cells.view(shape), size=x.shape[2:], mode="nearest")
         m = self.max_weight * mask

@@ -1,0 +1,164 @@
+"""What the Augmentation explorer shows, Streamlit-free: a few test images before and after one
+augmentation (a standard one, CutMixPick, or a finished run's HARD augmentor), and the T. stddev
+ranking of the standard augmentations for a teacher. Nothing here trains or takes a gradient.
+
+>>> shown = explore("mnist5k · canvas 40", "cutmix", seed=0)
+>>> images.gallery(shown.snapshot)              # clean on top, augmented below
+>>> rank("mnist5k · canvas 40")                 # [(name, T. stddev)], lowest (best) first
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hard_core.augment import AUGMENTATIONS, build_augment, pick_top, score_candidates
+from hard_core.config import RunConfig
+from hard_core.data import Dataset, default_suites
+from hard_core.models import build_model
+from hard_core.probes import rank_augmentations
+from hard_core.runs import load_augmentor
+from hard_core.runs.reader import read_json
+from hard_core.train.setup import dataset_for, load_teacher
+
+DATASETS = {"mnist5k · canvas 40": ("mnist5k", 40), "mnist5k · canvas 28": ("mnist5k", 28),
+            "mnist1d": ("mnist1d", None)}
+HARD = "HARD augmentor from a finished run"
+PARAM_SAMPLES = 128  # images the HARD augmentor transforms for its parameter histograms
+PICK_STUDENT = "mlp"  # CutMixPick's scoring student: a freshly initialised one (no trained student here)
+
+
+def runs_root() -> Path:
+    """The folder the lab's runs live in ($HARD_LAB_RUNS, default ./runs)."""
+    return Path(os.environ.get("HARD_LAB_RUNS", "runs"))
+
+
+def config_for(label: str, teacher: str = "default") -> RunConfig:
+    """A RunConfig naming the data set of `label` and a teacher, so the trainer's own loaders apply."""
+    name, canvas = DATASETS[label]
+    return RunConfig(dataset=name, canvas=canvas, teacher=teacher)
+
+
+def dataset(label: str) -> Dataset:
+    """The data set behind a label of DATASETS (cached per process by the trainer's setup)."""
+    return dataset_for(config_for(label))
+
+
+@lru_cache(maxsize=8)
+def teacher(label: str, spec: str = "default") -> nn.Module:
+    """The frozen, eval-mode teacher: 'default' is the shipped CNN; else a run directory or file."""
+    cfg = config_for(label, spec)
+    return load_teacher(cfg, dataset(label), "cpu")
+
+
+def choices(label: str) -> list[str]:
+    """The augmentations that apply to the data set (image-only ones are left out for 1D), then HARD."""
+    one_d = dataset(label).is_1d
+    names = [n for n in AUGMENTATIONS if not (one_d and build_augment(n, num_classes=10).images_only)]
+    return names + [HARD]
+
+
+def hard_runs(label: str, root: Path | None = None) -> dict[str, Path]:
+    """Finished runs under `root` with a saved HARD augmentor for this data set: '<id> (hard, student)' -> dir."""
+    name, canvas = DATASETS[label]
+    found = {}
+    for cfg_file in sorted(Path(root or runs_root()).glob("*/config.json"), reverse=True):
+        run = cfg_file.parent
+        cfg = (read_json(cfg_file, {}) or {}).get("config", {})
+        done = (read_json(run / "status.json", {}) or {}).get("state") == "finished"
+        native = 28 if cfg.get("dataset") == "mnist5k" else None  # mnist5k without a canvas is 28x28
+        if done and (run / "augmentor.safetensors").is_file() and cfg.get("dataset") == name \
+                and (cfg.get("canvas") or native) == canvas:
+            found[f"{run.name} (HARD-{cfg.get('hard')}, {cfg.get('student')} student)"] = run
+    return found
+
+
+def sample(ds: Dataset, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` test images and labels, a seeded random choice in random order (the split is sorted by class)."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ds.test), generator=g)[:n]
+    return ds.test.get(idx)
+
+
+def _u8(x: torch.Tensor) -> torch.Tensor:
+    return (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+@dataclass
+class Explored:
+    """A snapshot-like dict (clean, augmented as uint8, label, param.*) and a sentence on what was done."""
+
+    snapshot: dict
+    note: str
+    one_d: bool = False
+
+
+def explore(label: str, augmentation: str, seed: int = 0, n: int = 8, run_dir: Path | None = None) -> Explored:
+    """Apply one augmentation to `n` seeded test images of the data set.
+
+    augmentation: a name of `choices(label)`; for HARD, `run_dir` is a run from `hard_runs`.
+    CutMixPick scores its CutMix candidates by KL(teacher || student) at T = 4 with the shipped teacher
+    and a freshly initialised MLP student (seeded); each kept candidate is shown below the image it
+    was cut from.
+    """
+    ds = dataset(label)
+    x, y = sample(ds, max(n, PARAM_SAMPLES if augmentation == HARD else n), seed)
+    snap: dict = {"label": y[:n]}
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        if augmentation == HARD:
+            if run_dir is None:
+                raise ValueError("choose a finished HARD run")
+            augmentor = load_augmentor(run_dir)
+            if augmentor is None:
+                raise ValueError(f"{run_dir} has no augmentor.safetensors")
+            x_aug, params = augmentor(x)
+            snap.update({f"param.{k}": v.float() for k, v in params.items()})
+            note = f"the learned {augmentor.spec.get('augmentor')} augmentor of run {Path(run_dir).name}"
+        elif augmentation == "cutmixpick":
+            x, y = x[:n], y[:n]
+            aug = build_augment("cutmixpick", num_classes=ds.num_classes, criterion="kl")
+            student = build_model(PICK_STUDENT, input_shape=ds.input_shape, num_classes=ds.num_classes,
+                                  mean=ds.mean, std=ds.std).eval()
+            xc, _ = aug.candidates(x, y)
+            scores = score_candidates(xc, aug.criterion, aug.temperature, teacher(label), student)
+            keep = pick_top(scores, n)
+            x, x_aug = x[keep % n], xc[keep]
+            snap["label"] = y[keep % n]
+            note = (f"CutMixPick kept the {n} of {len(xc)} CutMix candidates with the highest "
+                    f"KL(teacher ‖ student) at T = {aug.temperature:g}, scored by the shipped teacher and a "
+                    f"freshly initialised {PICK_STUDENT} student (seed {seed}); top: the image each was cut from")
+        else:
+            shift = int(default_suites(ds).get("shift", 4))
+            aug = build_augment(augmentation, num_classes=ds.num_classes, max_shift=shift)
+            x, y = x[:n], y[:n]
+            x_aug, _ = aug(x, y)
+            note = f"{augmentation}" + (f" (up to {shift} px)" if augmentation == "shift" else "")
+    snap["clean"], snap["augmented"] = _u8(x[:n]), _u8(x_aug[:n])  # param.* keep all PARAM_SAMPLES
+    return Explored(snap, note, ds.is_1d)
+
+
+def rank(label: str, teacher_spec: str = "default", batches: int = 20, batch_size: int = 128,
+         seed: int = 0) -> list[tuple[str, float]]:
+    """T. stddev of every standard augmentation that applies, for this teacher, lowest first.
+
+    Same settings as `python -m hard_core tstddev`: training images and labels, the shift suite's
+    strength for "shift", CutMixPick with its teacher-entropy criterion. About 30 s for the CNN teacher
+    on 40x40 digits on 2 CPU cores (20 batches of 128, 9 augmentations).
+    """
+    ds = dataset(label)
+    x, y = ds.train.get(slice(None))
+    shift = int(default_suites(ds).get("shift", 4))
+    return rank_augmentations(teacher(label, teacher_spec), x, num_classes=ds.num_classes, max_shift=shift,
+                              batches=batches, batch_size=batch_size, seed=seed, y=y)
+
+
+TSTDDEV_TEXT = (
+    "**T. stddev** (Wang et al., paper 2) scores an augmentation with the teacher alone: average the "
+    "teacher's softmax over a batch of augmented training images, repeat for {batches} batches, and take "
+    "the standard deviation of those mean probability vectors (per class, then averaged). **Lower is "
+    "better**: a lower T. stddev predicts a lower student test loss under KD, without training a student.")

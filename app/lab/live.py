@@ -1,0 +1,75 @@
+"""What the Live page needs of a run directory, Streamlit-free: incremental events, snapshots, ETA.
+
+>>> view = RunView("20261123-081500-ab12", Path("runs/20261123-081500-ab12"))
+>>> view.poll(); view.snapshot(view.snapshot_events()[-1]["step"])["augmented"].shape
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from hard_core.runs import RunReader
+from hard_core.runs.reader import read_json
+
+CACHE = 24  # snapshots kept in memory per view (each is ~60 kB)
+
+
+class RunView:
+    """A run directory being watched: call `poll()` each refresh; it reads only what was appended."""
+
+    def __init__(self, run_id: str, path: Path):
+        self.run_id, self.path = run_id, Path(path)
+        self.reader = RunReader(path)
+        self._snaps: OrderedDict[int, dict] = OrderedDict()
+
+    @property
+    def events(self) -> list[dict]:
+        return self.reader.events
+
+    def poll(self) -> None:
+        self.reader.poll()
+
+    def status(self) -> dict:
+        return self.reader.status() or read_json(self.path / "status.json", {})
+
+    @property
+    def one_d(self) -> bool:
+        return self.reader.config().get("dataset") == "mnist1d"
+
+    def snapshot_events(self) -> list[dict]:
+        return [e for e in self.events if e.get("kind") == "snapshot"]
+
+    def snapshot(self, step: int) -> dict:
+        """The snapshot tensors at `step` (plus "_step"), cached."""
+        if step not in self._snaps:
+            event = next(e for e in self.snapshot_events() if e["step"] == step)
+            self._snaps[step] = {**self.reader.snapshot(event), "_step": step}
+            while len(self._snaps) > CACHE:
+                self._snaps.popitem(last=False)
+        return self._snaps[step]
+
+    def probe_snapshot(self, step: int) -> dict | None:
+        """The latest snapshot at or before `step` that carries disagreement and invariance maps."""
+        probes = [e["step"] for e in self.snapshot_events() if "disagreement" in e.get("keys", ()) and e["step"] <= step]
+        return self.snapshot(probes[-1]) if probes else None
+
+
+def eta_text(status: dict) -> str:
+    """'12.3 steps/s · ETA 0:41' from a status dict (empty parts left out)."""
+    rate, step, total = status.get("steps_per_s"), status.get("step", 0), status.get("total_steps", 0)
+    if not rate:
+        return "starting…" if status.get("state") in (None, "queued", "starting") else ""
+    left = max(total - step, 0) / rate
+    return f"{rate:.1f} steps/s · ETA {int(left // 60)}:{int(left % 60):02d}"
+
+
+def teacher_choices(root: Path) -> dict[str, str]:
+    """Label -> --teacher value: the shipped teacher first, then finished pretrain runs under `root`."""
+    choices = {"shipped CNN (trained with shifts)": "default"}
+    for config in sorted(Path(root).glob("*/config.json")):
+        cfg = read_json(config, {}).get("config", {})
+        done = read_json(config.parent / "status.json", {}).get("state") == "finished"
+        if cfg.get("kind") == "pretrain" and done and (config.parent / "student.safetensors").is_file():
+            choices[f"pretrain run {config.parent.name} ({cfg.get('student')}, {cfg.get('dataset')})"] = \
+                str(config.parent.resolve())
+    return choices

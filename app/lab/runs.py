@@ -1,0 +1,188 @@
+"""The lab's runs, Streamlit-free: where they live, who may steer them, and the queue that starts them.
+
+Every run is a folder under `root()` ($HARD_LAB_RUNS, else ./runs). A run submitted here also holds
+`lab.json` (owner, creation time, config, pid) and `request.json` (the config the engine reads). It waits
+as "queued" until the process-wide `Scheduler` (lab/scheduler.py) has a free slot, then runs as its own
+process. Queued runs are files, so they survive a server restart. Runs without lab.json (started from a
+terminal, maybe on another machine) and runs of other sessions are read-only.
+
+>>> run_id = submit(RunConfig(dataset="mnist5k", canvas=40, teacher="default"), owner="k3y")
+>>> state(run_id), queue_position(run_id)      # ('starting', None), or ('queued', 1) while slots are full
+>>> stop(run_id)
+"""
+from __future__ import annotations
+
+import hmac
+import math
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+from hard_core.checkpoint import write_json
+from hard_core.config import RunConfig
+from hard_core.errors import UserError
+from hard_core.runs import request
+from hard_core.runs.reader import read_json
+
+from .scheduler import ACTIVE, HOST, Scheduler, read_dict, run_dirs, safe_path, set_status, status
+
+__all__ = ["root", "run_path", "Scheduler", "scheduler", "shutdown", "submit", "queue_position", "state", "stop",
+           "pause", "resume", "set_knobs", "owner", "can_control", "list_all"]
+
+# knob -> (lowest, lowest allowed?, highest); the same bounds as RunConfig
+KNOBS = {"lr": (0, False, math.inf), "temperature": (0, False, math.inf), "alpha": (0, True, 1),
+         "hard_lambda": (0, True, math.inf)}
+
+
+def root() -> Path:
+    """The runs folder: $HARD_LAB_RUNS if set, else ./runs; created if missing."""
+    path = Path(os.environ.get("HARD_LAB_RUNS") or "runs").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_path(run_id: str) -> Path:
+    """The folder of `run_id` inside root(); a UserError for anything that is not a plain id or that
+    would lead outside the runs folder (`..`, absolute paths, symlinks pointing elsewhere)."""
+    return safe_path(root(), run_id)
+
+
+_scheduler: Scheduler | None = None
+_guard = threading.Lock()
+
+
+def scheduler() -> Scheduler:
+    """The process-wide scheduler, started on first use (its limit is read from the environment then)."""
+    global _scheduler
+    with _guard:
+        if _scheduler is None:
+            _scheduler = Scheduler().start()
+        return _scheduler
+
+
+def shutdown() -> None:
+    """Stop the scheduler and end its processes; the next `scheduler()` builds a fresh one."""
+    global _scheduler
+    with _guard:
+        s, _scheduler = _scheduler, None
+    if s is not None:
+        s.shutdown()
+
+
+def submit(cfg: RunConfig, owner: str) -> str:
+    """Queue a run owned by `owner` (a session key); it starts at once if a slot is free. Returns its id."""
+    base, now = root(), time.time()
+    while True:
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        try:
+            (base / run_id).mkdir()
+            break
+        except FileExistsError:
+            continue
+    d, config = base / run_id, cfg.model_dump(mode="json")
+    write_json(d / "request.json", config)  # the whole config: the engine reproduces exactly cfg
+    write_json(d / "status.json", {"state": "queued", "step": 0, "total_steps": cfg.steps, "message": "waiting "
+                                   "for a free slot", "pid": None, "steps_per_s": None, "updated": now})
+    write_json(d / "lab.json", {"owner": owner, "created": now, "host": HOST, "config": config})
+    scheduler().tick()
+    return run_id
+
+
+def _existing(run_id: str) -> Path:
+    d = run_path(run_id)
+    if not d.is_dir():
+        raise UserError(f"no run {run_id!r} in {root()}")
+    return d
+
+
+def queue_position(run_id: str) -> int | None:
+    """1 for the next run to start, None if the run is not queued."""
+    queue = scheduler().queue()
+    return queue.index(run_id) + 1 if run_id in queue else None
+
+
+def _state(d: Path, sched: Scheduler) -> str:
+    s = status(d).get("state") or "unknown"
+    return "crashed" if s in ACTIVE and not sched.alive(d) else s
+
+
+def state(run_id: str) -> str:
+    """The run's status state, or "crashed" if it should be alive but no process works on it."""
+    return _state(_existing(run_id), scheduler())
+
+
+def stop(run_id: str) -> None:
+    """Cancel a queued run (it never starts), or ask a live one to stop at its next step."""
+    d, sched = _existing(run_id), scheduler()
+    with sched.lock:
+        if status(d).get("state") == "queued" and sched.claim(d):
+            set_status(d, state="cancelled", message="cancelled before it started")
+            return
+    request(d, state="stop")
+
+
+def pause(run_id: str) -> None:
+    """Ask the run to pause at its next step (a queued run pauses as soon as it starts)."""
+    request(_existing(run_id), state="pause")
+
+
+def resume(run_id: str) -> None:
+    request(_existing(run_id), state="run")
+
+
+def set_knobs(run_id: str, **knobs) -> dict:
+    """Change lr, temperature, alpha and/or hard_lambda at the run's next step (None: leave as is).
+    Returns the new control.json content."""
+    clean = {}
+    for name, value in knobs.items():
+        if value is None:
+            continue
+        if name not in KNOBS:
+            raise UserError(f"unknown knob {name!r}: one of {', '.join(KNOBS)}")
+        low, low_ok, high = KNOBS[name]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not number or value < low or (value == low and not low_ok) or value > high:
+            rule = "between 0 and 1" if name == "alpha" else ">= 0" if low_ok else "> 0"
+            raise UserError(f"{name} must be a finite number {rule}, got {value!r}")
+        clean[name] = float(value)
+    return request(_existing(run_id), **clean)
+
+
+def owner(run_id: str) -> str | None:
+    """The session key that submitted the run here, or None (started by another tool)."""
+    lab = read_dict(run_path(run_id) / "lab.json")
+    return lab.get("owner") if lab and isinstance(lab.get("owner"), str) else None
+
+
+def can_control(run_id: str, token: str | None) -> bool:
+    """Only the session that submitted a run may steer it; for everyone else it is read-only."""
+    try:
+        key = owner(run_id)
+    except UserError:
+        return False
+    return bool(token) and key is not None and hmac.compare_digest(key.encode(), str(token).encode())
+
+
+def list_all() -> list[dict]:
+    """Every run under root() (with config.json or lab.json), newest first, summarised: id, path, state,
+    step, total_steps, message, owner, created, kind, dataset, student, teacher, augment, hard,
+    queue_position."""
+    sched, rows = scheduler(), []
+    queue = sched.queue()
+    for run_id, d in run_dirs(root()):
+        lab, saved = read_dict(d / "lab.json"), read_json(d / "config.json")
+        if lab is None and not isinstance(saved, dict):
+            continue
+        lab, saved = lab or {}, saved if isinstance(saved, dict) else {}
+        cfg, st = lab.get("config") or saved.get("config"), status(d)
+        cfg = cfg if isinstance(cfg, dict) else {}
+        created = lab.get("created") or saved.get("created")
+        rows.append({"id": run_id, "path": d, "state": _state(d, sched), "step": st.get("step") or 0,
+                     "total_steps": st.get("total_steps") or cfg.get("steps") or 0,
+                     "message": st.get("message") or "", "owner": lab.get("owner"),
+                     "created": created if isinstance(created, (int, float)) else d.stat().st_mtime,
+                     **{k: cfg.get(k) for k in ("kind", "dataset", "student", "teacher", "augment", "hard")},
+                     "queue_position": queue.index(run_id) + 1 if run_id in queue else None})
+    return sorted(rows, key=lambda r: r["created"], reverse=True)

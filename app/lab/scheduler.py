@@ -1,0 +1,234 @@
+"""The queue behind `lab.runs`, Streamlit-free: starts queued run folders as engine processes, a few at a time.
+
+A run folder is queued when its status.json says "queued" and it has a lab.json; the oldest starts first
+as `python -m hard_core train --config <dir>/request.json --out <dir>`, output in <dir>/process.log.
+Every live run in the folder counts against the limit, this server's or an earlier one's.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from hard_core.checkpoint import write_json
+from hard_core.errors import UserError
+from hard_core.runs.reader import read_json
+
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}")
+ACTIVE = ("starting", "running", "paused")  # a process should be alive in these states
+ENDED = ("finished", "stopped", "failed", "cancelled")
+STALE_S = 120  # a run from another machine counts as alive while its status is this fresh
+HOST = socket.gethostname()
+REPO = Path(__file__).resolve().parents[2]
+
+
+def safe_path(base: Path, run_id: str) -> Path:
+    """`base/run_id`, resolved; a UserError for anything but a plain id inside `base` (no `..`, no
+    absolute path, no symlink pointing elsewhere)."""
+    base = Path(base).resolve()
+    if not isinstance(run_id, str) or not ID.fullmatch(run_id) or ".." in run_id:
+        raise UserError(f"not a run id: {str(run_id)[:40]!r} (letters, digits, '_', '.', '-')")
+    path = (base / run_id).resolve()
+    if path == base or not path.is_relative_to(base):
+        raise UserError(f"run {run_id!r} points outside the runs folder")
+    return path
+
+
+def run_dirs(base: Path) -> list[tuple[str, Path]]:
+    """(id, folder) of every safe run folder under `base`, by name."""
+    out = []
+    for p in sorted(base.iterdir()) if base.is_dir() else []:
+        try:
+            path = safe_path(base, p.name)
+        except UserError:
+            continue
+        if path.is_dir():
+            out.append((p.name, path))
+    return out
+
+
+def read_dict(path: Path) -> dict | None:
+    data = read_json(path)
+    return data if isinstance(data, dict) else None
+
+
+def status(d: Path) -> dict:
+    return read_dict(d / "status.json") or {}
+
+
+def set_status(d: Path, **changes) -> None:
+    write_json(d / "status.json", {**status(d), **changes, "updated": time.time()})
+
+
+def pid_alive(pid) -> bool:
+    try:
+        return isinstance(pid, int) and pid > 0 and os.kill(pid, 0) is None
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log file (its last 4 kB), for an error message."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(f.seek(0, 2) - 4096, 0))
+            lines = f.read().decode("utf-8", "replace").replace("\r", "\n").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip()[:300] for line in reversed(lines) if line.strip()), "")
+
+
+class Scheduler:
+    """Starts queued runs oldest first, at most `max_running` at a time; thread-safe. `start()` adds a
+    daemon thread that calls `tick()` every `interval` s; `shutdown()` ends it and our processes.
+
+    runs_root: the runs folder (default: `lab.runs.root()` at each tick). max_running: default
+    $HARD_LAB_MAX_RUNS, else half the cores (at least 1).
+    """
+
+    def __init__(self, runs_root: str | Path | None = None, max_running: int | None = None, interval=0.5):
+        self._root = Path(runs_root).resolve() if runs_root else None
+        cores = os.cpu_count() or 2
+        self.max_running = max_running or int(os.environ.get("HARD_LAB_MAX_RUNS") or 0) or max(1, cores // 2)
+        self.threads = max(1, cores - 1)  # torch threads per run: one core stays with the server
+        self.interval = interval
+        self.lock = threading.RLock()
+        self._children: dict[str, subprocess.Popen] = {}  # folder -> process we started
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def root(self) -> Path:
+        if self._root is not None:
+            return self._root
+        from .runs import root  # the folder can change with $HARD_LAB_RUNS (tests)
+        return root()
+
+    def start(self) -> "Scheduler":
+        with self.lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._halt.clear()
+                self._thread = threading.Thread(target=self._loop, name="hard-lab-scheduler", daemon=True)
+                self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._halt.wait(self.interval):
+            try:
+                self.tick()
+            except Exception as e:  # noqa: BLE001 - one bad folder must not stop the queue
+                print(f"hard-lab scheduler: {type(e).__name__}: {e}", file=sys.stderr)
+
+    def tick(self) -> list[str]:
+        """Reap ended processes, then start queued runs while slots are free; returns the ids started."""
+        with self.lock:
+            self._reap()
+            free = self.max_running - len(self.running())
+            return [run_id for run_id in self.queue()[:max(free, 0)] if self._launch(run_id)]
+
+    def queue(self) -> list[str]:
+        """Ids of the queued runs, next to start first (by creation time)."""
+        waiting = []
+        for run_id, d in run_dirs(self.root):
+            lab = read_dict(d / "lab.json")
+            if lab is not None and status(d).get("state") == "queued":
+                waiting.append((float(lab.get("created") or 0), run_id))
+        return [run_id for _, run_id in sorted(waiting)]
+
+    def running(self) -> list[str]:
+        return [run_id for run_id, d in run_dirs(self.root) if status(d).get("state") in ACTIVE and self.alive(d)]
+
+    def alive(self, d: Path) -> bool:
+        """Whether a process is (probably) still working on the run in folder `d`."""
+        with self.lock:  # not while a launch is half done
+            child = self._children.get(str(d))
+        if child is not None:
+            return child.poll() is None
+        st, lab = status(d), read_dict(d / "lab.json") or {}
+        host = lab.get("host")  # None: started elsewhere (CLI), maybe on another machine
+        if host in (None, HOST) and any(pid_alive(p) for p in {st.get("pid"), lab.get("pid")}):
+            return True
+        updated = st.get("updated")
+        return host != HOST and isinstance(updated, (int, float)) and time.time() - updated < STALE_S
+
+    @staticmethod
+    def claim(d: Path) -> bool:
+        """Take the one-time right to start (or cancel) a queued run; False if someone already has it,
+        another server sharing the folder included."""
+        try:
+            os.close(os.open(d / "launch.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+    def _launch(self, run_id: str) -> bool:
+        d = safe_path(self.root, run_id)
+        if status(d).get("state") != "queued" or not self.claim(d):
+            return False
+        config = read_dict(d / "request.json") or {}
+        threads = [] if config.get("threads") else ["--threads", str(self.threads)]
+        cmd = [sys.executable, "-m", "hard_core", "train", "--config", str(d / "request.json"), "--out", str(d),
+               *threads]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        set_status(d, state="starting", message="starting the engine")
+        try:
+            with open(d / "process.log", "ab") as log:
+                child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         cwd=os.getcwd(), env=env, start_new_session=True)
+        except OSError as e:
+            set_status(d, state="failed", message=f"could not start the engine: {e}")
+            return False
+        self._children[str(d)] = child
+        write_json(d / "lab.json", {**(read_dict(d / "lab.json") or {}), "pid": child.pid, "started": time.time()})
+        return True
+
+    def _reap(self) -> None:
+        for key, child in list(self._children.items()):
+            code = child.poll()
+            if code is None:
+                continue
+            del self._children[key]
+            d = Path(key)
+            if status(d).get("state") not in ENDED:  # the engine died before it could say so
+                why = f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
+                last = last_line(d / "process.log")
+                set_status(d, state="failed", message=f"the engine process ended ({why})" + (f": {last}" if last else ""))
+
+    def pids(self) -> list[int]:
+        """Process ids of the runs this scheduler started that are still alive."""
+        with self.lock:
+            return [c.pid for c in self._children.values() if c.poll() is None]
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop ticking and end every process this scheduler started: terminate, then kill."""
+        self._halt.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        with self.lock:
+            children = [c for c in self._children.values() if c.poll() is None]
+            for child in children:
+                _signal(child, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for child in children:
+                try:
+                    child.wait(max(deadline - time.monotonic(), 0.1))
+                except subprocess.TimeoutExpired:
+                    _signal(child, signal.SIGKILL)
+                    child.wait()
+            self._reap()
+
+
+def _signal(child: subprocess.Popen, sig: int) -> None:
+    """Signal the process group the child leads (start_new_session), so any helper it spawned goes too."""
+    try:
+        os.killpg(child.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        child.send_signal(sig)

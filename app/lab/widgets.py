@@ -1,0 +1,105 @@
+"""The Streamlit widgets the pages share: the session's owner key and the run-configuration form.
+
+(Every other module in `lab` is Streamlit-free; this one is the pages' toolbox.)
+"""
+from __future__ import annotations
+
+import secrets
+
+import streamlit as st
+from pydantic import ValidationError
+
+from hard_core.augment import AUGMENTATIONS
+from hard_core.config import RunConfig
+
+DATASETS = {"mnist5k · canvas 40": ("mnist5k", 40), "mnist5k · canvas 28": ("mnist5k", 28),
+            "mnist1d": ("mnist1d", None)}
+STUDENTS = ["mlp", "small-cnn", "cnn"]
+HARD = {"affine": "HARD-affine: learned shifts, rotations, zooms, shears",
+        "mix": "HARD-mix: learned mixing of image pairs", "vae": "HARD-vae: learned edits in a VAE's latent",
+        "none": "none: plain KD"}
+DOFS = ["translate", "rotate", "scale", "shear"]
+PRESETS = {  # the Learn page's "try it" links: form values (widget keys) to set before the form draws
+    "kd": {"f_hard": "none", "f_augment": "none"},
+    "kd-shift": {"f_hard": "none", "f_augment": "shift"},
+    "cutmixpick": {"f_hard": "none", "f_augment": "cutmixpick"},
+    "hard-affine": {"f_hard": "affine", "f_augment": "none", "f_dofs": ["translate"]},
+    "hard-mix": {"f_hard": "mix", "f_augment": "none"},
+    "hard-vae": {"f_hard": "vae", "f_augment": "none"},
+}
+LAB_DEFAULTS = dict(dataset="mnist5k", canvas=40, teacher="default", student="mlp", hard="affine", steps=600,
+                    eval_every=50, snapshot_every=25, probe_every=50, log_every=10)
+
+
+def owner_key() -> str:
+    """This browser session's key. It lives in the URL (`?key=`), so a refresh or a second tab with the
+    same address keeps control of the session's runs; other sessions only watch them."""
+    key = st.query_params.get("key") or st.session_state.get("owner_key")
+    if not key or not key.replace("-", "").replace("_", "").isalnum() or len(key) > 64:
+        key = secrets.token_urlsafe(12)
+    st.session_state["owner_key"] = key
+    if st.query_params.get("key") != key:
+        st.query_params["key"] = key
+    return key
+
+
+def apply_preset() -> str | None:
+    """Fill the form from `?preset=` (a Learn-page link) once, then drop it from the URL."""
+    name = st.query_params.get("preset")
+    if name is None:
+        return None
+    del st.query_params["preset"]
+    if name not in PRESETS:
+        return None
+    st.session_state.update({"f_dataset": next(iter(DATASETS)), **PRESETS[name]})
+    return name
+
+
+def run_form(teachers: dict[str, str]) -> RunConfig | None:
+    """The run-configuration controls; returns a valid RunConfig, or None after showing, under each bad
+    field, one line saying what is wrong with it. `teachers`: label -> teacher spec ('default' first)."""
+    values, slots = {}, {}
+
+    def field(name, widget):
+        values[name] = widget
+        slots[name] = st.empty()
+
+    label = st.selectbox("Dataset", list(DATASETS), key="f_dataset", help="built in, offline")
+    values["dataset"], values["canvas"] = DATASETS[label]
+    slots["dataset"] = slots["canvas"] = st.empty()
+    teacher = st.selectbox("Teacher", list(teachers), key="f_teacher",
+                           help="the shipped CNN (trained with random shifts), or a finished pretrain run")
+    values["teacher"] = teachers[teacher]
+    slots["teacher"] = st.empty()
+    field("student", st.selectbox("Student", STUDENTS, key="f_student"))
+    field("augment", st.selectbox("Standard augmentation", list(AUGMENTATIONS), key="f_augment",
+                                  help="applied before the HARD augmentor; cutmixpick keeps the candidates "
+                                       "the teacher and student disagree on most"))
+    field("hard", st.selectbox("HARD augmentor", list(HARD), format_func=HARD.get, key="f_hard",
+                              help="learns to make hard examples: where teacher and student disagree"))
+    if values["hard"] == "affine":
+        dofs = st.multiselect("Affine degrees of freedom", DOFS, default=["translate"], key="f_dofs")
+        values["affine"] = ",".join(dofs)
+        slots["affine"] = st.empty()
+    field("steps", st.number_input("Steps", value=LAB_DEFAULTS["steps"], step=100, key="f_steps"))
+    field("hard_lambda", st.number_input("λ (teacher consistency)", value=1.0, step=0.25, key="f_lambda"))
+    field("temperature", st.number_input("Temperature T", value=4.0, step=0.5, key="f_T"))
+    field("lr", st.number_input("Learning rate", value=1e-3, step=1e-4, format="%.4f", key="f_lr"))
+    field("batch_size", st.number_input("Batch size", value=128, step=32, key="f_batch"))
+    field("seed", st.number_input("Seed", value=0, step=1, key="f_seed"))
+    field("device", st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="f_device"))
+    try:
+        if values.get("affine") == "":
+            raise ValueError("affine")
+        return RunConfig(**{**LAB_DEFAULTS, **values})
+    except ValueError as e:  # pydantic's ValidationError is a ValueError
+        for name, message in _field_errors(e):
+            slots.get(name, st.empty()).error(message, icon=":material/error:")
+        return None
+
+
+def _field_errors(e: ValueError) -> list[tuple[str, str]]:
+    if not isinstance(e, ValidationError):
+        return [("affine", "choose at least one degree of freedom")]
+    return [(str(err["loc"][0]) if err["loc"] else "steps", err["msg"].replace("Input should be", "must be"))
+            for err in e.errors()]

@@ -1,0 +1,23 @@
+"""HARD Lab: watch knowledge distillation with hard augmentations work.
+
+    streamlit run app/streamlit_app.py      (or: make run)
+
+The pages live in app/views/ (not pages/: st.navigation replaces the folder auto-discovery); shared,
+Streamlit-free helpers in app/lab/. Runs are engine processes writing run directories under runs/
+(or $HARD_LAB_RUNS); the pages only read them and write control requests.
+"""
+import streamlit as st
+
+from lab import runs
+
+st.set_page_config(page_title="HARD Lab", page_icon=":material/science:", layout="wide")
+
+PAGES = [
+    st.Page("views/live.py", title="Live training", icon=":material/play_circle:", default=True),
+    st.Page("views/explorer.py", title="Augmentation explorer", icon=":material/auto_fix_high:"),
+    st.Page("views/inspector.py", title="Invariance inspector", icon=":material/center_focus_strong:"),
+    st.Page("views/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
+    st.Page("views/learn.py", title="Learn", icon=":material/school:"),
+]
+runs.scheduler()  # start the queue with the server: queued runs from before a restart resume
+st.navigation(PAGES).run()

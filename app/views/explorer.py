@@ -1,0 +1,80 @@
+"""Augmentation explorer: see what a standard augmentation, CutMixPick or a finished run's HARD augmentor
+does to a few test images, and rank the standard augmentations for a teacher by T. stddev.
+
+The logic lives in lab/explore.py; this page only draws it.
+"""
+import streamlit as st
+
+from hard_core.errors import UserError
+from hard_core.runs import run_config
+from lab import explore, figures, images
+
+st.title("Augmentation explorer")
+st.caption("Pick a data set and an augmentation: the top row shows test images as they are, the row "
+           "below what the augmentation makes of each. KD learns from every new view the teacher labels.")
+
+c1, c2, c3 = st.columns([2, 3, 1])
+label = c1.selectbox("Dataset", list(explore.DATASETS), key="x_dataset")
+augmentation = c2.selectbox("Augmentation", explore.choices(label), key="x_augmentation",
+                            help="standard augmentations, CutMixPick (paper 2), or a learned HARD augmentor")
+seed = int(c3.number_input("Seed", min_value=0, max_value=1_000_000, value=0, step=1, key="x_seed"))
+
+run_dir, teacher_spec = None, "default"
+if augmentation == explore.HARD:
+    runs = explore.hard_runs(label)
+    if not runs:
+        st.info(f"No finished HARD run for {label} under `{explore.runs_root()}` yet. Start one on the "
+                "Live training page (the default is HARD-affine), then come back.")
+    else:
+        run_dir = runs[st.selectbox("Finished HARD run", list(runs), key="x_run")]
+        try:
+            teacher_spec = run_config(run_dir).teacher or "default"
+        except UserError as e:
+            st.error(str(e))
+            run_dir = None
+
+if augmentation != explore.HARD or run_dir is not None:
+    try:
+        shown = explore.explore(label, augmentation, seed, run_dir=run_dir)
+    except (UserError, ValueError) as e:
+        st.error(str(e))
+        shown = None
+    if shown is not None:
+        if shown.one_d:
+            st.plotly_chart(figures.signals_figure(shown.snapshot, n=4), key="x_signals")
+            st.caption(f"Grey: the test signal · orange: after {shown.note}.")
+        else:
+            st.image(images.gallery(shown.snapshot, n=8),
+                     caption=f"top: clean test images · below each: augmented by {shown.note}")
+        if augmentation == "cutmixpick":
+            st.caption("CutMixPick needs a teacher and a student to score its candidates: here the shipped "
+                       "teacher and a freshly initialised MLP student (no student has been trained on this page).")
+        params = figures.params_figure(shown.snapshot)
+        if params is not None:
+            st.plotly_chart(params, key="x_params")
+            st.caption(f"The augmentor's choices on {explore.PARAM_SAMPLES} test images: it learned where the "
+                       "student disagrees with the teacher.")
+
+st.subheader("Which standard augmentation suits this teacher?")
+st.markdown(explore.TSTDDEV_TEXT.format(batches=20))
+teacher_name = "the shipped CNN teacher" if teacher_spec == "default" else f"teacher `{teacher_spec}`"
+ranked_key = f"x_ranked:{label}:{teacher_spec}"
+
+
+@st.cache_data(show_spinner="Scoring every augmentation with the teacher (about 30 s, once per teacher)…",
+               max_entries=8)
+def ranking(label: str, teacher_spec: str) -> list[tuple[str, float]]:
+    return explore.rank(label, teacher_spec)
+
+
+if st.button(f"Rank the standard augmentations for {teacher_name}", key="x_rank") or st.session_state.get(ranked_key):
+    st.session_state[ranked_key] = True
+    try:
+        ranked = ranking(label, teacher_spec)
+    except UserError as e:
+        st.error(str(e))
+    else:
+        st.plotly_chart(figures.tstddev_figure(ranked), key="x_tstddev")
+        st.caption(f"Best by T. stddev: **{ranked[0][0]}** ({ranked[0][1]:.4f}); worst: {ranked[-1][0]} "
+                   f"({ranked[-1][1]:.4f}). 20 batches of 128 training images, seed 0; image-only "
+                   "augmentations are left out for 1D data.")

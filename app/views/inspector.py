@@ -1,0 +1,80 @@
+"""Invariance inspector: for one image and a finished distillation run, what do the teacher and the
+student predict, where do they disagree, and how do their outputs change when the image moves?
+
+The logic lives in lab/inspect.py; this page only draws it.
+"""
+import streamlit as st
+
+from hard_core.errors import UserError
+from lab import explore, figures, images, inspect
+
+st.title("Invariance inspector")
+runs = inspect.inspectable_runs()
+if not runs:
+    st.info(f"No finished distillation run under `{explore.runs_root()}` yet. Train one on the Live "
+            "training page; it appears here when it finishes.")
+    st.stop()
+
+choice = st.selectbox("Finished run", list(runs), key="i_run")
+try:
+    run = inspect.load(runs[choice])
+except (UserError, OSError, ValueError) as e:
+    st.error(f"Cannot load this run: {e}")
+    st.stop()
+one_d = run.dataset.is_1d
+
+c1, c2 = st.columns([1, 2])
+source = c1.radio("Image", ["test image", "upload"], horizontal=True, key="i_source", disabled=one_d)
+if one_d:
+    c1.caption("1D runs take test signals only: uploads are for image runs.")
+if source == "upload" and not one_d:
+    upload = c2.file_uploader("A digit, PNG or JPEG, at most 2 MB", type=["png", "jpg", "jpeg"], key="i_upload")
+    if upload is None:
+        st.info("Upload an image: it is converted to the run's input (greyscale, centred on the canvas).")
+        st.stop()
+    try:
+        x, note = inspect.read_upload(upload.getvalue(), run.dataset)
+    except inspect.UploadError as e:
+        st.error(f"Cannot use {upload.name}: {e}.")
+        st.stop()
+    label = None
+else:
+    index = c2.slider("Test image", 0, len(run.dataset.test) - 1, 0, key="i_index")
+    x, label = inspect.test_image(run, index)
+    note = f"test image {index}, label {run.dataset.classes[label]}"
+
+preds = inspect.predict(run, x)
+if label is None:  # an upload: "correct" in the accuracy maps means "as the teacher calls the clean image"
+    label = run.dataset.classes.index(preds["teacher"][0][0])
+st.subheader("Predictions")
+cols = st.columns(2)
+for col, model in zip(cols, ("teacher", "student")):
+    (top, p), *rest = preds[model]
+    col.metric(model, f"{top} · {p:.0%}")
+    col.caption("then " + ", ".join(f"{c} ({q:.0%})" for c, q in rest))
+
+st.subheader("Where teacher and student disagree")
+heat = inspect.disagreement(run, x)
+if one_d:
+    st.plotly_chart(figures.disagreement_1d_figure({"disagreement": heat, "augmented": x}, n=1), key="i_dis1d")
+else:
+    st.image(images.overlay(x, heat, with_images=True, nrow=2, scale=5),
+             caption=f"{note} · right: |∂ KL(teacher ‖ student) / ∂ pixel| at T = {run.cfg.temperature:g}")
+
+st.subheader("Invariance: how the outputs change as the image moves")
+maps = inspect.invariance(run, x, label)
+grids = [g for g in ("shift", "rotation-scale") if f"invariance.{g}.teacher.kl" in maps]
+g1, g2 = st.columns(2)
+grid = g1.radio("Grid", grids, horizontal=True, key="i_grid")
+metric = g2.radio("Measure", ["kl", "acc"], horizontal=True, key="i_metric",
+                  format_func={"kl": "KL(clean ‖ moved)", "acc": "still correct?"}.get)
+st.plotly_chart(figures.invariance_figure(maps, grid, metric), key="i_invariance")
+if one_d:
+    st.caption("For one signal the KL is the informative measure: 0 where the output did not move. "
+               "\"Still correct\" is 1 where the shifted signal keeps the label.")
+else:
+    st.caption("For one image the KL is the informative measure: bright cells (KL near 0) mean the output did "
+               "not move, dark cells that it did. A shift-invariant teacher is bright everywhere; a student that "
+               "only learned centred digits darkens away from the centre. \"Still correct\" is bright where "
+               "the moved image keeps the label"
+               + (" (here: the teacher's call on the clean upload)." if source == "upload" else "."))

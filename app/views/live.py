@@ -1,0 +1,148 @@
+"""Live training: configure a distillation run, start it, and watch HARD work while it trains.
+
+The run is a separate engine process writing a run directory; this page only reads it (once a second,
+in a fragment) and writes control requests. The run's id is in the URL (`?run=`), so a refresh, a
+second tab or a crashed page finds it again.
+"""
+import streamlit as st
+
+from hard_core.errors import UserError
+from lab import figures, images, runs
+from lab.live import RunView, eta_text, teacher_choices
+from lab.widgets import apply_preset, owner_key, run_form
+
+ACTIVE = {"queued", "starting", "running", "paused"}
+
+key = owner_key()
+st.title("Live training")
+
+preset = apply_preset()
+with st.sidebar:
+    st.header("Run")
+    if preset:
+        st.success(f"Preset **{preset}** loaded: press Start.")
+    cfg = run_form(teacher_choices(runs.root()))
+    if st.button("Start", type="primary", disabled=cfg is None, use_container_width=True):
+        st.query_params["run"] = runs.submit(cfg, key)
+        for name in ("view", "open_run"):
+            st.session_state.pop(name, None)
+        st.rerun()
+
+    known = {r["id"]: r for r in runs.list_all()}
+    if known:
+        st.divider()
+        opened = st.selectbox("Open a run", list(known), index=None, key="open_run",
+                              placeholder=f"{len(known)} runs in {runs.root().name}/",
+                              format_func=lambda i: f"{i} · {known[i]['hard'] if known[i]['hard'] != 'none' else 'KD'}"
+                                                    f" · {known[i]['state']}",
+                              help="yours, other sessions' (read-only) and runs started from the CLI")
+        if opened and opened != st.query_params.get("run"):
+            st.query_params["run"] = opened
+            st.session_state.pop("view", None)
+
+run_id = st.query_params.get("run")
+if not run_id:
+    st.info("Press **Start** in the sidebar. The defaults distil the shipped CNN teacher into an MLP student "
+            "on digits centred on a 40×40 canvas, while HARD-affine learns to shift them where the student "
+            "fails. Watch the student's invariance map flatten as it inherits the teacher's shift invariance.")
+    st.page_link("views/learn.py", label="New to distillation? Start with the Learn page", icon=":material/school:")
+    st.stop()
+try:
+    run_dir = runs.run_path(run_id)
+except UserError as e:
+    st.error(str(e))
+    st.stop()
+if not run_dir.is_dir():
+    st.error(f"No run '{run_id}' in {runs.root()}.")
+    st.stop()
+
+mine = runs.can_control(run_id, key)
+if mine:
+    b1, b2, b3 = st.columns(3)
+    state = runs.state(run_id)
+    if state == "paused":
+        b1.button("Resume", on_click=runs.resume, args=(run_id,), use_container_width=True)
+    else:
+        b1.button("Pause", on_click=runs.pause, args=(run_id,), disabled=state not in ACTIVE,
+                  use_container_width=True)
+    b2.button("Stop", on_click=runs.stop, args=(run_id,), disabled=state not in ACTIVE, use_container_width=True)
+    with b3.popover("Knobs", use_container_width=True, disabled=state not in ACTIVE):
+        with st.form("knobs"):
+            lam = st.number_input("λ", value=1.0, step=0.25)
+            temperature = st.number_input("T", value=4.0, step=0.5)
+            lr = st.number_input("lr", value=1e-3, step=1e-4, format="%.4f")
+            if st.form_submit_button("Apply"):
+                try:
+                    runs.set_knobs(run_id, hard_lambda=lam, temperature=temperature, lr=lr)
+                    st.toast("Sent: the run applies it at its next step")
+                except UserError as e:
+                    st.error(str(e))
+else:
+    st.caption(f"Watching run `{run_id}` read-only: it belongs to another session or was started from the CLI.")
+
+
+def show(view: RunView) -> None:
+    view.poll()
+    status = view.status()
+    state = runs.state(view.run_id)
+    total = max(status.get("total_steps") or 1, 1)
+    step = status.get("step", 0)
+    if state == "queued":
+        st.info(f"Queued: position {runs.queue_position(view.run_id)} (the lab runs "
+                f"{runs.scheduler().max_running} at a time)")
+    st.progress(min(step / total, 1.0), text=f"**{state}** · step {step}/{total} · {eta_text(status)}"
+                + (f" · {status['message']}" if status.get("message") else ""))
+    if state in ("failed", "crashed"):
+        st.error(status.get("message") or "the run stopped unexpectedly; its checkpoint is kept")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figures.loss_figure(view.events), key="loss")
+    c2.plotly_chart(figures.accuracy_figure(view.events), key="accuracy")
+    snaps = view.snapshot_events()
+    if not snaps:
+        st.caption("Waiting for the first images…")
+        return
+    steps = [e["step"] for e in snaps]
+    follow = st.toggle("Follow the latest step", value=True, key="follow")
+    at = steps[-1] if follow or len(steps) == 1 else st.select_slider("Timeline", steps, value=steps[-1], key="at")
+    snap = view.snapshot(at)
+    probe = view.probe_snapshot(at)
+    st.subheader(f"What the student sees · step {at}")
+    if view.one_d:
+        st.plotly_chart(figures.signals_figure(snap), key="signals")
+    else:
+        st.image(images.gallery(snap), caption="top: clean · below: augmented (what the student trained on)")
+    params = figures.params_figure(snap)
+    if params is not None:
+        st.plotly_chart(params, key="params")
+    if probe is None:
+        st.caption("The first disagreement and invariance maps come at the first probe step.")
+        return
+    st.subheader(f"Where teacher and student disagree · step {probe['_step']}")
+    if view.one_d:
+        st.plotly_chart(figures.disagreement_1d_figure(probe), key="disagreement")
+    else:
+        st.image(images.overlay(probe["augmented"], probe["disagreement"]),
+                 caption="|∂ KL(teacher ‖ student) / ∂ pixel| over the images the student saw")
+    st.subheader("Invariance: teacher vs student")
+    grids = [g for g in ("shift", "rotation-scale") if f"invariance.{g}.teacher.acc" in probe]
+    g1, g2 = st.columns(2)
+    grid = g1.radio("Grid", grids, horizontal=True, key="grid")
+    metric = g2.radio("Measure", ["acc", "kl"], horizontal=True, key="metric",
+                      format_func={"acc": "accuracy", "kl": "KL(clean ‖ moved)"}.get)
+    st.plotly_chart(figures.invariance_figure(probe, grid, metric), key="invariance")
+
+
+active = runs.state(run_id) in ACTIVE
+
+
+@st.fragment(run_every=1.0 if active else None)
+def live() -> None:
+    view = st.session_state.get("view")
+    if view is None or view.run_id != run_id:
+        view = st.session_state["view"] = RunView(run_id, run_dir)
+    show(view)
+    if active and runs.state(run_id) not in ACTIVE:
+        st.rerun()  # the run ended: draw once more without polling
+
+
+live()

@@ -1,0 +1,106 @@
+"""The Live training page under AppTest: it renders, Start launches a run whose events reach the page,
+bad field values are refused next to the field, two AppTests are two sessions, a refresh reattaches,
+and the Learn page's presets fill the form."""
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
+
+
+@pytest.fixture
+def lab_env(tmp_path, monkeypatch):
+    """A private runs folder and a fresh scheduler; every process it started is stopped afterwards."""
+    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("HARD_LAB_MAX_RUNS", "1")
+    from lab import runs
+
+    runs.shutdown()
+    yield tmp_path / "runs"
+    runs.shutdown()
+
+
+def app(**query) -> AppTest:
+    at = AppTest.from_file(ENTRY, default_timeout=60)
+    at.query_params.update(query)
+    return at.run()
+
+
+def wait_for(at: AppTest, done, timeout: float = 90.0) -> AppTest:
+    """Rerun the page (as its run_every fragment would) until `done(at)` holds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if done(at):
+            return at
+        time.sleep(1.0)
+        at.run()
+    raise AssertionError(f"timed out; page text: {[m.value for m in at.markdown][:5]}, errors: "
+                         f"{[e.value for e in at.error]}")
+
+
+def accuracy_points(at: AppTest) -> int:
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    acc = [c for c in charts if "ccuracy" in json.dumps(c.get("layout", {}).get("title", ""))]
+    return sum(len(t.get("y") or []) for c in acc for t in c["data"])
+
+
+def test_start_runs_a_session_whose_events_reach_the_page(lab_env):
+    at = app()
+    assert not at.exception and at.title[0].value == "Live training"
+    assert "Start" in at.info[0].value  # the first-time visitor is told what to do
+    at.sidebar.selectbox(key="f_hard").set_value("affine")
+    at.sidebar.number_input(key="f_steps").set_value(120)
+    at.sidebar.button[0].click().run()
+    run_id = at.query_params["run"]
+    assert (lab_env / run_id / "lab.json").is_file()
+    wait_for(at, lambda a: len(a.get("image")) >= 1 and accuracy_points(a) > 0)
+    assert not at.exception
+    assert any("augmented" in (i.proto.imgs[0].caption if i.proto.imgs else "") for i in at.get("image"))
+    # the controls belong to this session: Stop reaches the run
+    stop = [b for b in at.button if b.label == "Stop"][0]
+    stop.click().run()
+    wait_for(at, lambda a: json.loads((lab_env / run_id / "status.json").read_text())["state"]
+             in ("stopped", "finished"), timeout=60)
+
+
+def test_bad_values_are_refused_next_to_the_field(lab_env):
+    at = app()
+    at.sidebar.number_input(key="f_steps").set_value(0).run()
+    errors = [e.value for e in at.sidebar.error]
+    assert any("greater than 0" in e for e in errors), errors
+    assert [b for b in at.sidebar.button if b.label == "Start"][0].disabled
+    at.sidebar.number_input(key="f_steps").set_value(100)
+    at.sidebar.number_input(key="f_T").set_value(-1.0).run()
+    assert any("greater than 0" in e.value for e in at.sidebar.error)
+    at.sidebar.number_input(key="f_T").set_value(4.0).run()
+    assert not at.sidebar.error and not [b for b in at.sidebar.button if b.label == "Start"][0].disabled
+    assert not list(lab_env.glob("*/lab.json"))  # nothing was started
+
+
+def test_two_sessions_are_isolated_and_a_refresh_reattaches(lab_env):
+    owner = app()
+    owner.sidebar.number_input(key="f_steps").set_value(40)
+    owner.sidebar.button[0].click().run()
+    run_id, key = owner.query_params["run"], owner.query_params["key"]
+    other = app(run=run_id)  # another browser session opening the same run
+    assert other.query_params["key"] != key
+    assert not [b for b in other.button if b.label in ("Pause", "Stop")]
+    assert "read-only" in " ".join(c.value for c in other.caption)
+    refreshed = app(run=run_id, key=key)  # the owner's tab, reloaded: same URL, same key
+    assert [b for b in refreshed.button if b.label == "Stop"]
+    wait_for(refreshed, lambda a: "finished" in " ".join(p.proto.text for p in a.get("progress")), timeout=120)
+
+
+def test_learn_page_presets_fill_the_live_form(lab_env):
+    at = app()
+    at.switch_page("views/learn.py").run()
+    assert not at.exception and at.title[0].value.startswith("Learn")
+    at.slider(key="learn_T").set_value(1.0).run()
+    assert not at.exception
+    live = app(preset="kd-shift")
+    assert live.sidebar.selectbox(key="f_augment").value == "shift"
+    assert live.sidebar.selectbox(key="f_hard").value == "none"
+    assert "preset" not in live.query_params
