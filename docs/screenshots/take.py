@@ -44,7 +44,7 @@ def main() -> None:
                 time.sleep(0.5)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1000}, device_scale_factor=1)
+            page = browser.new_page(viewport={"width": 1400, "height": 2900}, device_scale_factor=1)
             page.goto(url)
             page.get_by_role("button", name="Start").wait_for(timeout=60_000)
             t0 = time.perf_counter()
@@ -58,6 +58,8 @@ def main() -> None:
             page.get_by_role("link", name="Invariance inspector").click()
             page.get_by_text("Predictions").wait_for(timeout=60_000)
             page.wait_for_timeout(2500)
+            page.set_viewport_size({"width": 1400, "height": 1900})
+            page.wait_for_timeout(1500)
             page.screenshot(path=str(OUT / "inspector.png"), full_page=True)
             browser.close()
     finally:

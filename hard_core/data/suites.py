@@ -159,18 +159,24 @@ def _shift_1d(x: Tensor, g: torch.Generator, s: int) -> Tensor:
     return x.gather(2, idx[:, None, :].expand(n, c, length))
 
 
+def check_suites(dataset: Dataset, spec: dict[str, float]) -> None:
+    """A UserError for a suite that does not exist, has a bad strength, or does not fit this data."""
+    for name, value in spec.items():
+        check_suite(name, value)
+        if dataset.is_1d and name not in SUITES_1D:
+            raise UserError(f"suite '{name}' is for images; 1D signals have only: {', '.join(SUITES_1D)}")
+
+
 def make_suites(dataset: Dataset, spec: dict[str, float] | None = None, seed: int = 0) -> dict[str, Split]:
     """One Split per suite in `spec` (default: `default_suites`), same size and labels as the test split.
 
     >>> make_suites(ds, {"shift": 6}, seed=0)["shift"].x.shape == ds.test.x.shape    # True
     """
     spec = default_suites(dataset) if spec is None else spec
+    check_suites(dataset, spec)
     test = dataset.test
     out: dict[str, Split] = {}
     for name, value in spec.items():
-        check_suite(name, value)
-        if dataset.is_1d and name not in SUITES_1D:
-            raise UserError(f"suite '{name}' is for images; 1D signals have only: {', '.join(SUITES_1D)}")
         g = _generator(seed, name)
         parts = []
         for i in range(0, len(test), CHUNK):  # fixed chunks: the same seed gives the same draws

@@ -17,6 +17,7 @@ from ..augment.hard import HardAugmentor, build_augmentor
 from ..checkpoint import load_model
 from ..config import RunConfig
 from ..data import Dataset, Split, default_suites, load_dataset, make_suites, parse_suites
+from ..data.suites import check_suites
 from ..errors import UserError
 from ..models import build_model
 
@@ -50,10 +51,16 @@ def dataset_for(cfg: RunConfig) -> Dataset:
     return _dataset(cfg.dataset, cfg.canvas, cfg.data_root, cfg.image_size)
 
 
+def suite_spec(cfg: RunConfig, dataset: Dataset) -> dict[str, float]:
+    """The run's OOD suites and strengths, checked against the data (a UserError if one does not fit)."""
+    spec = default_suites(dataset) if cfg.suites is None else parse_suites(cfg.suites)
+    check_suites(dataset, spec)
+    return spec
+
+
 def suites_for(cfg: RunConfig, dataset: Dataset) -> dict[str, Split]:
     """"test" (in-domain) first, then the OOD suites, all deterministic for the run's seed-free spec."""
-    spec = default_suites(dataset) if cfg.suites is None else parse_suites(cfg.suites)
-    return {"test": dataset.test, **make_suites(dataset, spec, seed=0)}
+    return {"test": dataset.test, **make_suites(dataset, suite_spec(cfg, dataset), seed=0)}
 
 
 def teacher_path(spec: str, cfg: RunConfig) -> Path:
@@ -95,13 +102,21 @@ class Session:
     device: torch.device
     dataset: Dataset
     train: Split  # on the device
-    suites: dict[str, Split]  # on the device; "test" first
     teacher: nn.Module | None
     student: nn.Module
     augment: Augment
     optimizer: torch.optim.Optimizer
     augmentor: HardAugmentor | None = None  # HARD's learned augmentor, with its own optimizer
     augmentor_optimizer: torch.optim.Optimizer | None = None
+    _suites: dict[str, Split] | None = None
+
+    @property
+    def suites(self) -> dict[str, Split]:
+        """Test + OOD suites on the device, built at the first evaluation (not before the first step:
+        a live session shows its first images sooner)."""
+        if self._suites is None:
+            self._suites = {k: v.to(self.device) for k, v in suites_for(self.cfg, self.dataset).items()}
+        return self._suites
 
     @property
     def autocast(self):
@@ -121,7 +136,7 @@ def build_session(cfg: RunConfig) -> Session:
     dataset = dataset_for(cfg)
     if cfg.batch_size > len(dataset.train):
         raise UserError(f"--batch-size {cfg.batch_size} is larger than the {len(dataset.train)} training images")
-    suites = {k: v.to(device) for k, v in suites_for(cfg, dataset).items()}
+    suite_spec(cfg, dataset)  # bad --suites fail now, not at the first evaluation
     if cfg.kind == "pretrain" or cfg.loss == "ce":
         teacher = None
     elif cfg.teacher is None:
@@ -143,7 +158,7 @@ def build_session(cfg: RunConfig) -> Session:
     augmentor_optimizer = None
     if augmentor is not None:
         augmentor_optimizer = torch.optim.Adam([p for p in augmentor.parameters() if p.requires_grad], lr=cfg.hard_lr)
-    return Session(cfg, device, dataset, dataset.train.to(device), suites, teacher, student, augment, optimizer,
+    return Session(cfg, device, dataset, dataset.train.to(device), teacher, student, augment, optimizer,
                    augmentor, augmentor_optimizer)
 
 
