@@ -104,3 +104,19 @@ def test_learn_page_presets_fill_the_live_form(lab_env):
     assert live.sidebar.selectbox(key="f_augment").value == "shift"
     assert live.sidebar.selectbox(key="f_hard").value == "none"
     assert "preset" not in live.query_params
+
+
+def test_a_1d_run_from_the_cli_opens_read_only_with_line_plots(lab_env):
+    """mnist1d: the same views as line plots (signals, per-position disagreement, shift-invariance
+    curves); a run started outside the lab (no lab.json) is read-only."""
+    from hard_core.config import RunConfig
+    from hard_core.runs import run_to_dir
+
+    run_to_dir(RunConfig(dataset="mnist1d", teacher="default", student="mlp", hard="affine", steps=20,
+                         eval_every=10, snapshot_every=10, probe_every=10, suites="shift:8"), lab_env / "cli-1d")
+    at = app(run="cli-1d")
+    assert not at.exception and not at.get("image")  # no image grids for signals
+    titles = [json.dumps(json.loads(c.proto.spec)["layout"].get("title", "")) for c in at.get("plotly_chart")]
+    for words in ("ignal", "isagree", "nvariance"):
+        assert any(words in t for t in titles), (words, titles)
+    assert "read-only" in " ".join(c.value for c in at.caption)

@@ -166,3 +166,20 @@ def test_a_killed_run_is_shown_failed_and_shutdown_ends_every_child(lab, monkeyp
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert runs.state(survivor) == "failed"  # not left "running" with no process behind it
+
+
+def test_a_warm_standby_process_takes_the_next_run(lab):
+    """The scheduler's thread keeps one engine process ready (torch already imported); Start hands the
+    run to it, so that process becomes the run's, writes its log, finishes it, and a new spare follows."""
+    sched = runs.scheduler()
+    wait_for(lambda: sched._spare is not None, what="a spare engine process")
+    spare = sched._spare.pid
+    run_id = runs.submit(RunConfig(**QUICK), owner="k3y")
+    d = runs.run_path(run_id)
+    assert json.loads((d / "lab.json").read_text())["pid"] == spare
+    wait_for(lambda: runs.state(run_id) == "finished", what="the run to finish")
+    assert final_metrics(d)["student"]["test"] > 0.5 and (d / "process.log").stat().st_size > 0
+    wait_for(lambda: sched._spare is not None and sched._spare.pid != spare, what="a new spare")
+    second = sched._spare
+    runs.shutdown()
+    assert sched._spare is None and second.poll() is not None  # shutdown ends the waiting spare too

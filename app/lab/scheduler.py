@@ -6,6 +6,7 @@ Every live run in the folder counts against the limit, this server's or an earli
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -102,6 +103,7 @@ class Scheduler:
         self.interval = interval
         self.lock = threading.RLock()
         self._children: dict[str, subprocess.Popen] = {}  # folder -> process we started
+        self._spare: subprocess.Popen | None = None  # a warm `hard_core.standby` for the next run
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -124,6 +126,7 @@ class Scheduler:
         while not self._halt.wait(self.interval):
             try:
                 self.tick()
+                self._keep_spare()
             except Exception as e:  # noqa: BLE001 - one bad folder must not stop the queue
                 print(f"hard-lab scheduler: {type(e).__name__}: {e}", file=sys.stderr)
 
@@ -175,20 +178,41 @@ class Scheduler:
             return False
         config = read_dict(d / "request.json") or {}
         threads = [] if config.get("threads") else ["--threads", str(self.threads)]
-        cmd = [sys.executable, "-m", "hard_core", "train", "--config", str(d / "request.json"), "--out", str(d),
-               *threads]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        argv = ["train", "--config", str(d / "request.json"), "--out", str(d), *threads]
         set_status(d, state="starting", message="starting the engine")
         try:
-            with open(d / "process.log", "ab") as log:
-                child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=os.getcwd(), env=env, start_new_session=True)
+            child = self._hand_to_spare(argv, d / "process.log")
+            if child is None:
+                with open(d / "process.log", "ab") as log:
+                    child = _engine([sys.executable, "-m", "hard_core", *argv], stdout=log, stdin=subprocess.DEVNULL)
         except OSError as e:
             set_status(d, state="failed", message=f"could not start the engine: {e}")
             return False
         self._children[str(d)] = child
         write_json(d / "lab.json", {**(read_dict(d / "lab.json") or {}), "pid": child.pid, "started": time.time()})
         return True
+
+    def _keep_spare(self) -> None:
+        """Keep one warm engine process waiting (the background thread calls this; `tick()` alone never
+        starts one), so the next Start skips importing torch."""
+        with self.lock:
+            if self._halt.is_set() or (self._spare is not None and self._spare.poll() is None):
+                return
+            self._spare = _engine([sys.executable, "-m", "hard_core.standby"], stdout=subprocess.DEVNULL,
+                                  stdin=subprocess.PIPE)
+
+    def _hand_to_spare(self, argv: list[str], log: Path) -> subprocess.Popen | None:
+        """Give the run to the warm process, if there is a live one; None otherwise."""
+        spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None:
+            return None
+        try:
+            spare.stdin.write((json.dumps({"argv": argv, "log": str(log)}) + "\n").encode())
+            spare.stdin.close()
+        except OSError:
+            _signal(spare, signal.SIGKILL)
+            return None
+        return spare
 
     def _reap(self) -> None:
         for key, child in list(self._children.items()):
@@ -214,6 +238,9 @@ class Scheduler:
             self._thread.join(timeout)
         with self.lock:
             children = [c for c in self._children.values() if c.poll() is None]
+            if self._spare is not None and self._spare.poll() is None:
+                children.append(self._spare)
+            self._spare = None
             for child in children:
                 _signal(child, signal.SIGTERM)
             deadline = time.monotonic() + timeout
@@ -224,6 +251,14 @@ class Scheduler:
                     _signal(child, signal.SIGKILL)
                     child.wait()
             self._reap()
+
+
+def _engine(cmd: list[str], **streams) -> subprocess.Popen:
+    """An engine process in its own session (so a signal reaches everything it spawns), with the repo on
+    PYTHONPATH and the server's working directory."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen(cmd, stderr=subprocess.STDOUT, cwd=os.getcwd(), env=env, start_new_session=True,
+                            **streams)
 
 
 def _signal(child: subprocess.Popen, sig: int) -> None:

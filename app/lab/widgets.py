@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from hard_core.augment import AUGMENTATIONS
 from hard_core.config import RunConfig
 
+from . import figures
+
 DATASETS = {"mnist5k · canvas 40": ("mnist5k", 40), "mnist5k · canvas 28": ("mnist5k", 28),
             "mnist1d": ("mnist1d", None)}
 STUDENTS = ["mlp", "small-cnn", "cnn"]
@@ -103,3 +105,13 @@ def _field_errors(e: ValueError) -> list[tuple[str, str]]:
         return [("affine", "choose at least one degree of freedom")]
     return [(str(err["loc"][0]) if err["loc"] else "steps", err["msg"].replace("Input should be", "must be"))
             for err in e.errors()]
+
+
+def invariance_view(maps: dict, key: str, measures: dict[str, str]) -> None:
+    """Radios for the grid and the measure (value -> label), then the teacher and student invariance maps
+    side by side. `maps` holds snapshot-style `invariance.<grid>.<model>.<measure>` tensors."""
+    grids = [g for g in ("shift", "rotation-scale") if any(k.startswith(f"invariance.{g}.teacher.") for k in maps)]
+    g1, g2 = st.columns(2)
+    grid = g1.radio("Grid", grids, horizontal=True, key=f"{key}_grid")
+    metric = g2.radio("Measure", list(measures), horizontal=True, key=f"{key}_metric", format_func=measures.get)
+    st.plotly_chart(figures.invariance_figure(maps, grid, metric), key=f"{key}_invariance")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from lab import explore, figures, images, inspect
+from lab.widgets import invariance_view
 
 st.title("Invariance inspector")
 runs = inspect.inspectable_runs()
@@ -63,12 +64,7 @@ else:
 
 st.subheader("Invariance: how the outputs change as the image moves")
 maps = inspect.invariance(run, x, label)
-grids = [g for g in ("shift", "rotation-scale") if f"invariance.{g}.teacher.kl" in maps]
-g1, g2 = st.columns(2)
-grid = g1.radio("Grid", grids, horizontal=True, key="i_grid")
-metric = g2.radio("Measure", ["kl", "acc"], horizontal=True, key="i_metric",
-                  format_func={"kl": "KL(clean ‖ moved)", "acc": "still correct?"}.get)
-st.plotly_chart(figures.invariance_figure(maps, grid, metric), key="i_invariance")
+invariance_view(maps, "i", {"kl": "KL(clean ‖ moved)", "acc": "still correct?"})
 if one_d:
     st.caption("For one signal the KL is the informative measure: 0 where the output did not move. "
                "\"Still correct\" is 1 where the shifted signal keeps the label.")

@@ -9,7 +9,7 @@ import streamlit as st
 from hard_core.errors import UserError
 from lab import figures, images, runs
 from lab.live import RunView, eta_text, teacher_choices
-from lab.widgets import apply_preset, owner_key, run_form
+from lab.widgets import apply_preset, invariance_view, owner_key, run_form
 
 ACTIVE = {"queued", "starting", "running", "paused"}
 
@@ -124,12 +124,7 @@ def show(view: RunView) -> None:
         st.image(images.overlay(probe["augmented"], probe["disagreement"]),
                  caption="|∂ KL(teacher ‖ student) / ∂ pixel| over the images the student saw")
     st.subheader("Invariance: teacher vs student")
-    grids = [g for g in ("shift", "rotation-scale") if f"invariance.{g}.teacher.acc" in probe]
-    g1, g2 = st.columns(2)
-    grid = g1.radio("Grid", grids, horizontal=True, key="grid")
-    metric = g2.radio("Measure", ["acc", "kl"], horizontal=True, key="metric",
-                      format_func={"acc": "accuracy", "kl": "KL(clean ‖ moved)"}.get)
-    st.plotly_chart(figures.invariance_figure(probe, grid, metric), key="invariance")
+    invariance_view(probe, "live", {"acc": "accuracy", "kl": "KL(clean ‖ moved)"})
 
 
 active = runs.state(run_id) in ACTIVE
