@@ -122,3 +122,25 @@ def test_hard_affine_beats_kd_on_the_shift_suite(tmp_path):
     kd, hard = final(tmp_path / "kd"), final(tmp_path / "hard")
     assert hard["shift"] > kd["shift"] + 0.25, (kd, hard)
     assert hard["test"] > 0.85
+
+
+def test_the_augmentor_plays_in_float32_under_bf16_autocast(monkeypatch):
+    """On CUDA the models run under bf16 autocast; the augmentor must not (in bf16 its game died: every
+    sample got the same shift and its gradients went to exactly 0). Emulated here with CPU autocast."""
+    import contextlib
+
+    import torch.nn.functional as F
+
+    from hard_core.train import setup
+    from hard_core.train.step import distil_step
+
+    monkeypatch.setattr(setup.Session, "autocast", property(
+        lambda self: torch.autocast("cpu", dtype=torch.bfloat16) if self.cfg.hard != "none" else contextlib.nullcontext()))
+    s = setup.build_session(RunConfig(dataset="mnist5k", canvas=40, teacher="default", student="mlp", hard="affine",
+                                      suites="none", batch_size=32))
+    x, y = s.train.get(torch.arange(32))
+    knobs = dict(lr=1e-3, temperature=4.0, alpha=1.0, hard_lambda=1.0)
+    out = distil_step(s, x, F.one_hot(y, 10).float(), knobs, step=1)
+    assert out.student_logits.dtype == torch.bfloat16  # the models did run in bf16...
+    assert out.params["tx"].dtype == torch.float32 and out.x_seen.dtype == torch.float32  # ...the augmentor not
+    assert s.augmentor.net[-1].weight.grad.abs().sum() > 0

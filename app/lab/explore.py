@@ -8,7 +8,6 @@ ranking of the standard augmentations for a teacher. Nothing here trains or take
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,16 +24,13 @@ from hard_core.runs import load_augmentor
 from hard_core.runs.reader import read_json
 from hard_core.train.setup import dataset_for, load_teacher
 
+from .runs import root as runs_root  # the lab's runs folder ($HARD_LAB_RUNS, default ./runs)
+
 DATASETS = {"mnist5k · canvas 40": ("mnist5k", 40), "mnist5k · canvas 28": ("mnist5k", 28),
             "mnist1d": ("mnist1d", None)}
 HARD = "HARD augmentor from a finished run"
 PARAM_SAMPLES = 128  # images the HARD augmentor transforms for its parameter histograms
 PICK_STUDENT = "mlp"  # CutMixPick's scoring student: a freshly initialised one (no trained student here)
-
-
-def runs_root() -> Path:
-    """The folder the lab's runs live in ($HARD_LAB_RUNS, default ./runs)."""
-    return Path(os.environ.get("HARD_LAB_RUNS", "runs"))
 
 
 def config_for(label: str, teacher: str = "default") -> RunConfig:

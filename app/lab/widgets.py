@@ -13,9 +13,8 @@ from hard_core.augment import AUGMENTATIONS
 from hard_core.config import RunConfig
 
 from . import figures
+from .explore import DATASETS  # label -> (dataset, canvas): the same choices on every page
 
-DATASETS = {"mnist5k · canvas 40": ("mnist5k", 40), "mnist5k · canvas 28": ("mnist5k", 28),
-            "mnist1d": ("mnist1d", None)}
 STUDENTS = ["mlp", "small-cnn", "cnn"]
 HARD = {"affine": "HARD-affine: learned shifts, rotations, zooms, shears",
         "mix": "HARD-mix: learned mixing of image pairs", "vae": "HARD-vae: learned edits in a VAE's latent",

@@ -59,7 +59,9 @@ def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int) -> Step
     update = step % s.cfg.hard_every == 0
     grad = contextlib.nullcontext() if update else torch.no_grad()
     with s.autocast:
-        with grad:
+        # The augmentor runs in float32 even under bf16 autocast: it is tiny, and in bf16 its game died on
+        # CUDA (within 100 steps every sample got the same shift and its gradients were exactly 0).
+        with grad, torch.autocast(s.device.type, enabled=False):
             x_aug, params = s.augmentor(x[:m])
         x_in = reverse_grad(x_aug) if update else x_aug.detach()
         with torch.no_grad():
