@@ -2,8 +2,8 @@
 
     python -m hard_core.standby      # then one JSON line on stdin: {"argv": ["train", ...], "log": "<file>"}
 
-The lab keeps one ready, so pressing Start does not wait for torch and torchvision to import (~2.5 s
-of the ~5 s to the first images on 2 cores). With the request it sends its output to `log` and runs
+The lab keeps one ready, so pressing Start does not wait for torch and torchvision to import and the
+digits to load: on 2 cores the first images come 1-2 s after Start instead of ~5 s. With the request it sends its output to `log` and runs
 `python -m hard_core <argv>` in this process. End of input (the lab went away) ends it quietly.
 """
 from __future__ import annotations

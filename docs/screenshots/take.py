@@ -3,7 +3,9 @@
     .venv/bin/python docs/screenshots/take.py          # writes docs/screenshots/*.png, prints timings
 
 Starts the lab on a free 127.0.0.1 port with a private runs folder, presses Start with the defaults
-(HARD-affine, 600 steps), and captures the Live page once the run has finished, then the inspector.
+(HARD-affine, 600 steps) the moment the page appears, captures the Live page once the run has finished,
+presses Start again (now the lab's warm standby engine is ready) and times that too, then captures the
+inspector.
 Stops the server and the training process by PID at the end.
 """
 import os
@@ -55,6 +57,17 @@ def main() -> None:
             print(f"Start -> run finished: {time.perf_counter() - t0:.1f} s")
             page.wait_for_timeout(2500)
             page.screenshot(path=str(OUT / "live.png"), full_page=True)
+            # a second Start, once the lab has been open a while: the warm standby engine is ready
+            shown = """() => [...document.querySelectorAll('[data-testid="stImage"] img')].map(img => img.src)"""
+            old = page.evaluate(shown)  # the finished run's images: wait for one that is not among them
+            t0 = time.perf_counter()
+            page.get_by_role("button", name="Start").click()
+            page.wait_for_function(f"old => ({shown})().some(src => src && !old.includes(src))", arg=old,
+                                   timeout=60_000)
+            elapsed = time.perf_counter() - t0
+            progress = page.locator('[data-testid="stProgress"]').first.inner_text().split("·")[:2]
+            print(f"second Start -> first augmented images (warm engine): {elapsed:.1f} s ({'·'.join(progress).strip()})")
+            page.get_by_role("button", name="Stop").click()
             page.get_by_role("link", name="Invariance inspector").click()
             page.get_by_text("Predictions").wait_for(timeout=60_000)
             page.wait_for_timeout(2500)
