@@ -5,7 +5,8 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HARD_LAB_RUNS=/lab/runs
-RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*
+# curl for the HEALTHCHECK; chromium for the Compare page's PNG export (kaleido drives it)
+RUN apt-get update && apt-get install -y --no-install-recommends curl chromium && rm -rf /var/lib/apt/lists/*
 WORKDIR /lab
 
 COPY requirements.txt pyproject.toml ./
