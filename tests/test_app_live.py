@@ -59,7 +59,10 @@ def test_start_runs_a_session_whose_events_reach_the_page(lab_env):
     wait_for(at, lambda a: len(a.get("image")) >= 1 and accuracy_points(a) > 0)
     assert not at.exception
     assert any("augmented" in (i.proto.imgs[0].caption if i.proto.imgs else "") for i in at.get("image"))
-    # the controls belong to this session: Stop reaches the run
+    # the controls belong to this session: a knob change, then Stop, reach the run
+    [n for n in at.number_input if n.label == "λ"][0].set_value(0.5)
+    [b for b in at.button if b.label == "Apply"][0].click().run()
+    assert json.loads((lab_env / run_id / "control.json").read_text())["hard_lambda"] == 0.5
     stop = [b for b in at.button if b.label == "Stop"][0]
     stop.click().run()
     wait_for(at, lambda a: json.loads((lab_env / run_id / "status.json").read_text())["state"]

@@ -7,6 +7,7 @@ second tab or a crashed page finds it again.
 import streamlit as st
 
 from hard_core.errors import UserError
+from hard_core.runs import RunReader, read_control
 from lab import figures, images, runs
 from lab.live import RunView, eta_text, teacher_choices
 from lab.widgets import apply_preset, invariance_view, owner_key, run_form
@@ -68,9 +69,10 @@ if mine:
     b2.button("Stop", on_click=runs.stop, args=(run_id,), disabled=state not in ACTIVE, use_container_width=True)
     with b3.popover("Knobs", use_container_width=True, disabled=state not in ACTIVE):
         with st.form("knobs"):
-            lam = st.number_input("λ", value=1.0, step=0.25)
-            temperature = st.number_input("T", value=4.0, step=0.5)
-            lr = st.number_input("lr", value=1e-3, step=1e-4, format="%.4f")
+            now = {**RunReader(run_dir).config(), **read_control(run_dir)}  # the values in force
+            lam = st.number_input("λ", value=float(now.get("hard_lambda", 1.0)), step=0.25)
+            temperature = st.number_input("T", value=float(now.get("temperature", 4.0)), step=0.5)
+            lr = st.number_input("lr", value=float(now.get("lr", 1e-3)), step=1e-4, format="%.4f")
             if st.form_submit_button("Apply"):
                 try:
                     runs.set_knobs(run_id, hard_lambda=lam, temperature=temperature, lr=lr)
