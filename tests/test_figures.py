@@ -1,6 +1,5 @@
 """The lab's composed images (lab.images) and plotly figures (lab.figures), on synthetic events and
 snapshots shaped like the engine's (see hard_core/train/loop.py `_snapshot`, hard_core/probes/live.py)."""
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -8,7 +8,7 @@ from hard_core import load_student
 from hard_core.cli import main
 from hard_core.config import RunConfig
 from hard_core.errors import UserError
-from hard_core.runs import RunReader, request, run_to_dir
+from hard_core.runs import RunReader, run_to_dir
 from hard_core.train import Checkpoint, EvalMetrics, StepMetrics, train
 from hard_core.train.loop import Diverged
 

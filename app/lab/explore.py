@@ -21,10 +21,9 @@ from hard_core.data import Dataset, default_suites
 from hard_core.models import build_model
 from hard_core.probes import rank_augmentations
 from hard_core.runs import load_augmentor
-from hard_core.runs.reader import read_json
 from hard_core.train.setup import dataset_for, load_teacher
 
-from .runs import root as runs_root  # the lab's runs folder ($HARD_LAB_RUNS, default ./runs)
+from .runs import finished
 
 DATASETS = {"mnist5k · canvas 40": ("mnist5k", 40), "mnist5k · canvas 28": ("mnist5k", 28),
             "mnist1d": ("mnist1d", None)}
@@ -58,18 +57,16 @@ def choices(label: str) -> list[str]:
     return names + [HARD]
 
 
-def hard_runs(label: str, root: Path | None = None) -> dict[str, Path]:
-    """Finished runs under `root` with a saved HARD augmentor for this data set: '<id> (hard, student)' -> dir."""
+def hard_runs(label: str) -> dict[str, Path]:
+    """Finished runs with a saved HARD augmentor for this data set: '<id> (hard, student)' -> dir."""
     name, canvas = DATASETS[label]
     found = {}
-    for cfg_file in sorted(Path(root or runs_root()).glob("*/config.json"), reverse=True):
-        run = cfg_file.parent
-        cfg = (read_json(cfg_file, {}) or {}).get("config", {})
-        done = (read_json(run / "status.json", {}) or {}).get("state") == "finished"
+    for row in finished():
+        cfg = row["config"]
         native = 28 if cfg.get("dataset") == "mnist5k" else None  # mnist5k without a canvas is 28x28
-        if done and (run / "augmentor.safetensors").is_file() and cfg.get("dataset") == name \
+        if (row["path"] / "augmentor.safetensors").is_file() and cfg.get("dataset") == name \
                 and (cfg.get("canvas") or native) == canvas:
-            found[f"{run.name} (HARD-{cfg.get('hard')}, {cfg.get('student')} student)"] = run
+            found[f"{row['id']} (HARD-{cfg.get('hard')}, {cfg.get('student')} student)"] = row["path"]
     return found
 
 

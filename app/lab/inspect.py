@@ -22,9 +22,8 @@ from hard_core.data import Dataset
 from hard_core.probes import InvarianceProbe, disagreement_map
 from hard_core.probes.live import run_grids
 from hard_core.runs import LoadedRun, load_run
-from hard_core.runs.reader import read_json
 
-from .explore import runs_root
+from .runs import finished
 
 MAX_UPLOAD = 2 * 1024 * 1024  # bytes, as server.maxUploadSize in .streamlit/config.toml
 MAX_PIXELS = 25_000_000  # refuse decompression bombs long before PIL's own limit
@@ -36,24 +35,22 @@ class UploadError(ValueError):
     """An upload the inspector cannot use; the message is one line for the user."""
 
 
-def inspectable_runs(root: Path | None = None) -> dict[str, Path]:
+def inspectable_runs() -> dict[str, Path]:
     """Finished distillation runs with a teacher and a saved student: '<id> (student, dataset)' -> dir."""
     found = {}
-    for cfg_file in sorted(Path(root or runs_root()).glob("*/config.json"), reverse=True):
-        run = cfg_file.parent
-        cfg = (read_json(cfg_file, {}) or {}).get("config", {})
-        done = (read_json(run / "status.json", {}) or {}).get("state") == "finished"
-        if done and cfg.get("kind", "train") == "train" and cfg.get("teacher") and cfg.get("loss", "kd") == "kd" \
-                and (run / "student.safetensors").is_file():
+    for row in finished():
+        cfg = row["config"]
+        if cfg.get("kind", "train") == "train" and cfg.get("teacher") and cfg.get("loss", "kd") == "kd" \
+                and (row["path"] / "student.safetensors").is_file():
             data = cfg.get("dataset", "?") + (f" · canvas {cfg['canvas']}" if cfg.get("canvas") else "")
             hard = f"HARD-{cfg['hard']}" if cfg.get("hard", "none") != "none" else f"KD + {cfg.get('augment', 'none')}"
-            found[f"{run.name} ({hard}, {cfg.get('student')} student, {data})"] = run
+            found[f"{row['id']} ({hard}, {cfg.get('student')} student, {data})"] = row["path"]
     return found
 
 
 @lru_cache(maxsize=4)
 def _load(path: str, stamp: float) -> LoadedRun:
-    return load_run(path)
+    return load_run(path, augmentor=False)
 
 
 def load(run_dir: Path) -> LoadedRun:

@@ -9,7 +9,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 from hard_core.runs import RunReader
-from hard_core.runs.reader import read_json
+
+from .runs import finished
 
 CACHE = 24  # snapshots kept in memory per view (each is ~60 kB)
 
@@ -30,7 +31,7 @@ class RunView:
         self.reader.poll()
 
     def status(self) -> dict:
-        return self.reader.status() or read_json(self.path / "status.json", {})
+        return self.reader.status()
 
     @property
     def one_d(self) -> bool:
@@ -63,13 +64,10 @@ def eta_text(status: dict) -> str:
     return f"{rate:.1f} steps/s · ETA {int(left // 60)}:{int(left % 60):02d}"
 
 
-def teacher_choices(root: Path) -> dict[str, str]:
-    """Label -> --teacher value: the shipped teacher first, then finished pretrain runs under `root`."""
+def teacher_choices() -> dict[str, str]:
+    """Label -> --teacher value: the shipped teacher first, then the lab's finished pretrain runs."""
     choices = {"shipped CNN (trained with shifts)": "default"}
-    for config in sorted(Path(root).glob("*/config.json")):
-        cfg = read_json(config, {}).get("config", {})
-        done = read_json(config.parent / "status.json", {}).get("state") == "finished"
-        if cfg.get("kind") == "pretrain" and done and (config.parent / "student.safetensors").is_file():
-            choices[f"pretrain run {config.parent.name} ({cfg.get('student')}, {cfg.get('dataset')})"] = \
-                str(config.parent.resolve())
+    for row in finished():
+        if row["kind"] == "pretrain" and (row["path"] / "student.safetensors").is_file():
+            choices[f"pretrain run {row['id']} ({row['student']}, {row['dataset']})"] = str(row["path"])
     return choices

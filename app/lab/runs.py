@@ -29,7 +29,7 @@ from hard_core.runs.reader import read_json
 from .scheduler import ACTIVE, HOST, Scheduler, read_dict, run_dirs, safe_path, set_status, status
 
 __all__ = ["root", "run_path", "Scheduler", "scheduler", "shutdown", "submit", "queue_position", "state", "stop",
-           "pause", "resume", "set_knobs", "owner", "can_control", "list_all"]
+           "pause", "resume", "set_knobs", "owner", "can_control", "list_all", "finished"]
 
 # knob -> (lowest, lowest allowed?, highest); the same bounds as RunConfig
 KNOBS = {"lr": (0, False, math.inf), "temperature": (0, False, math.inf), "alpha": (0, True, 1),
@@ -168,7 +168,7 @@ def can_control(run_id: str, token: str | None) -> bool:
 def list_all() -> list[dict]:
     """Every run under root() (with config.json or lab.json), newest first, summarised: id, path, state,
     step, total_steps, message, owner, created, kind, dataset, student, teacher, augment, hard,
-    queue_position."""
+    queue_position, and the whole config."""
     sched, rows = scheduler(), []
     queue = sched.queue()
     for run_id, d in run_dirs(root()):
@@ -184,5 +184,11 @@ def list_all() -> list[dict]:
                      "message": st.get("message") or "", "owner": lab.get("owner"),
                      "created": created if isinstance(created, (int, float)) else d.stat().st_mtime,
                      **{k: cfg.get(k) for k in ("kind", "dataset", "student", "teacher", "augment", "hard")},
+                     "config": cfg,
                      "queue_position": queue.index(run_id) + 1 if run_id in queue else None})
     return sorted(rows, key=lambda r: r["created"], reverse=True)
+
+
+def finished() -> list[dict]:
+    """The rows of `list_all()` whose run has finished, newest first (what the inspecting pages offer)."""
+    return [r for r in list_all() if r["state"] == "finished"]

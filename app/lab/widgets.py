@@ -89,21 +89,16 @@ def run_form(teachers: dict[str, str]) -> RunConfig | None:
     field("batch_size", st.number_input("Batch size", value=128, step=32, key="f_batch"))
     field("seed", st.number_input("Seed", value=0, step=1, key="f_seed"))
     field("device", st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="f_device"))
-    try:
-        if values.get("affine") == "":
-            raise ValueError("affine")
-        return RunConfig(**{**LAB_DEFAULTS, **values})
-    except ValueError as e:  # pydantic's ValidationError is a ValueError
-        for name, message in _field_errors(e):
-            slots.get(name, st.empty()).error(message, icon=":material/error:")
+    if values.get("affine") == "":
+        slots["affine"].error("choose at least one degree of freedom", icon=":material/error:")
         return None
-
-
-def _field_errors(e: ValueError) -> list[tuple[str, str]]:
-    if not isinstance(e, ValidationError):
-        return [("affine", "choose at least one degree of freedom")]
-    return [(str(err["loc"][0]) if err["loc"] else "steps", err["msg"].replace("Input should be", "must be"))
-            for err in e.errors()]
+    try:
+        return RunConfig(**{**LAB_DEFAULTS, **values})
+    except ValidationError as e:
+        for err in e.errors():
+            name = str(err["loc"][0]) if err["loc"] else "steps"
+            slots.get(name, st.empty()).error(err["msg"].replace("Input should be", "must be"), icon=":material/error:")
+        return None
 
 
 def invariance_view(maps: dict, key: str, measures: dict[str, str]) -> None:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from hard_core.runs import run_config
-from lab import explore, figures, images
+from lab import explore, figures, images, runs
 
 st.title("Augmentation explorer")
 st.caption("Pick a data set and an augmentation: the top row shows test images as they are, the row "
@@ -21,12 +21,12 @@ seed = int(c3.number_input("Seed", min_value=0, max_value=1_000_000, value=0, st
 
 run_dir, teacher_spec = None, "default"
 if augmentation == explore.HARD:
-    runs = explore.hard_runs(label)
-    if not runs:
-        st.info(f"No finished HARD run for {label} under `{explore.runs_root()}` yet. Start one on the "
+    hard_runs = explore.hard_runs(label)
+    if not hard_runs:
+        st.info(f"No finished HARD run for {label} under `{runs.root()}` yet. Start one on the "
                 "Live training page (the default is HARD-affine), then come back.")
     else:
-        run_dir = runs[st.selectbox("Finished HARD run", list(runs), key="x_run")]
+        run_dir = hard_runs[st.selectbox("Finished HARD run", list(hard_runs), key="x_run")]
         try:
             teacher_spec = run_config(run_dir).teacher or "default"
         except UserError as e:

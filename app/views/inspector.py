@@ -6,19 +6,19 @@ The logic lives in lab/inspect.py; this page only draws it.
 import streamlit as st
 
 from hard_core.errors import UserError
-from lab import explore, figures, images, inspect
+from lab import figures, images, inspect, runs
 from lab.widgets import invariance_view
 
 st.title("Invariance inspector")
-runs = inspect.inspectable_runs()
-if not runs:
-    st.info(f"No finished distillation run under `{explore.runs_root()}` yet. Train one on the Live "
+finished = inspect.inspectable_runs()
+if not finished:
+    st.info(f"No finished distillation run under `{runs.root()}` yet. Train one on the Live "
             "training page; it appears here when it finishes.")
     st.stop()
 
-choice = st.selectbox("Finished run", list(runs), key="i_run")
+choice = st.selectbox("Finished run", list(finished), key="i_run")
 try:
-    run = inspect.load(runs[choice])
+    run = inspect.load(finished[choice])
 except (UserError, OSError, ValueError) as e:
     st.error(f"Cannot load this run: {e}")
     st.stop()

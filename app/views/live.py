@@ -22,7 +22,7 @@ with st.sidebar:
     st.header("Run")
     if preset:
         st.success(f"Preset **{preset}** loaded: press Start.")
-    cfg = run_form(teacher_choices(runs.root()))
+    cfg = run_form(teacher_choices())
     if st.button("Start", type="primary", disabled=cfg is None, use_container_width=True):
         st.query_params["run"] = runs.submit(cfg, key)
         for name in ("view", "open_run"):

@@ -13,16 +13,13 @@ from pathlib import Path
 
 import torch
 
-from ..config import RunConfig, validate
-from ..data import default_suites
 from ..errors import UserError
 from ..losses import kl_div
-from ..probes import InvarianceProbe, disagreement_map, make_grid
+from ..probes import InvarianceProbe, disagreement_map
 from ..probes.invariance import KINDS
-from ..runs import load_student
-from ..runs.reader import read_json
+from ..probes.live import run_grids
+from ..runs import load_run, run_config
 from ..train import dataset_for, pick_device
-from ..train.setup import check_fits, load_teacher
 
 CHUNK = 256  # images per disagreement-map batch
 
@@ -42,37 +39,26 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
 
-def _config(path: Path) -> RunConfig:
-    if not path.exists():
-        raise UserError(f"not found: {path} (give a run directory)")
-    if not path.is_dir():
-        raise UserError(f"{path} is not a run directory (probe needs the run's config, teacher and student)")
-    saved = read_json(path / "config.json")
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-        raise UserError(f"{path} is not a run directory (no readable config.json)")
-    return validate(RunConfig, saved["config"])
-
-
 def run(args) -> int:
     path = Path(args.run_dir)
-    cfg = _config(path)
+    if not path.exists():
+        raise UserError(f"not found: {path} (give a run directory)")
+    cfg = run_config(path)
     if cfg.kind == "pretrain" or cfg.teacher is None:
         raise UserError(f"{path} is a {'pretrain' if cfg.kind == 'pretrain' else 'no-teacher'} run: probe compares "
                         "a student with its teacher, give a KD run directory")
     if args.images < 1:
         raise UserError(f"--images must be at least 1, got {args.images}")
+    grids = run_grids(dataset_for(cfg))  # the grids a run is probed on while it trains
+    if args.kind not in grids:
+        raise UserError(f"grid '{args.kind}' is for images; 1D signals have only: {', '.join(grids)}")
+    grid = grids[args.kind]
     device = pick_device(args.device or "auto")
-    dataset = dataset_for(cfg)
     try:
-        grid = make_grid(args.kind, dataset.is_1d, max_shift=_max_shift(dataset))
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    student = load_student(path, device=str(device))
-    check_fits(student, dataset, f"student of {path}")
-    try:
-        teacher = load_teacher(cfg, dataset, device)
+        loaded = load_run(path, device, augmentor=False)
     except UserError as e:
-        raise UserError(f"teacher of run {path}: {e}") from None
+        raise UserError(f"run {path}: {e}") from None
+    dataset, teacher, student = loaded.dataset, loaded.teacher, loaded.student
     probe = InvarianceProbe(dataset.test.x, dataset.test.y, grid, images=args.images, device=device)
     maps = {"teacher": probe(teacher), "student": probe(student)}
     disagreement = _disagreement(teacher, student, probe.x, cfg.temperature)
@@ -90,10 +76,6 @@ def run(args) -> int:
     print(f"\nteacher-student disagreement at T={cfg.temperature:g}: mean |dKL/dx| per pixel "
           f"{disagreement['mean_grad']:.3g}, KL(T||S) {disagreement['kl']:.3g}")
     return 0
-
-
-def _max_shift(dataset) -> int:
-    return int(default_suites(dataset)["shift"])  # the shift suite's: 6 px for mnist5k at canvas 40
 
 
 @torch.no_grad()

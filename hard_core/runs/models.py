@@ -53,8 +53,9 @@ def load_augmentor(run_dir: str | Path, device="cpu") -> HardAugmentor | None:
     return augmentor.to(device).eval()
 
 
-def load_run(run_dir: str | Path, device="cpu") -> LoadedRun:
-    """Config, data, teacher (None for pretrain runs), student and augmentor of a run with a checkpoint."""
+def load_run(run_dir: str | Path, device="cpu", augmentor: bool = True) -> LoadedRun:
+    """Config, data, teacher (None for pretrain runs), student and augmentor (unless `augmentor=False`:
+    the VAE one loads a diffusers model) of a run with a checkpoint."""
     from ..train.setup import check_fits, dataset_for, load_teacher  # the trainer's own rules
 
     path = Path(run_dir)
@@ -63,4 +64,4 @@ def load_run(run_dir: str | Path, device="cpu") -> LoadedRun:
     student = load_student(path, device=str(device))
     check_fits(student, dataset, f"student of {path}")
     teacher = load_teacher(cfg, dataset, torch.device(device)) if cfg.kind != "pretrain" and cfg.teacher else None
-    return LoadedRun(path, cfg, dataset, teacher, student, load_augmentor(path, device))
+    return LoadedRun(path, cfg, dataset, teacher, student, load_augmentor(path, device) if augmentor else None)
