@@ -17,6 +17,7 @@ PAGES = [
     st.Page("views/explorer.py", title="Augmentation explorer", icon=":material/auto_fix_high:"),
     st.Page("views/inspector.py", title="Invariance inspector", icon=":material/center_focus_strong:"),
     st.Page("views/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
+    st.Page("views/matrix.py", title="Matrix", icon=":material/grid_on:"),
     st.Page("views/learn.py", title="Learn", icon=":material/school:"),
 ]
 runs.scheduler()  # start the queue with the server: queued runs from before a restart resume

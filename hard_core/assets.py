@@ -1,8 +1,8 @@
-"""The teachers (and, from issue 3, the small VAE) shipped in `assets/`, each with a JSON card.
+"""The teachers and VAEs shipped in `assets/`, each with a JSON card.
 
-A teacher for dataset D at canvas K is `assets/teacher-D-cK.safetensors` (1D datasets: `teacher-D`),
-with `teacher-D-cK.json` beside it: dataset, canvas, architecture, test accuracy and the command
-that made it.
+A teacher for dataset D at canvas K is `assets/teacher-D-cK.safetensors` (1D datasets: `teacher-D`);
+a world with a teacher of its own adds its name (`teacher-mnist5k-c40-rotation`). Beside each is a
+`.json` card: dataset, canvas, world, architecture, accuracy per suite and the command that made it.
 """
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ from .errors import UserError
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
-def teacher_name(dataset: str, canvas: int | None) -> str:
-    return f"teacher-{dataset}" + (f"-c{canvas}" if canvas else "")
+def teacher_name(dataset: str, canvas: int | None, world: str = "") -> str:
+    """Asset name of a shipped teacher; `world` is the world's teacher suffix ("" for the plain one)."""
+    return f"teacher-{dataset}" + (f"-c{canvas}" if canvas else "") + (f"-{world}" if world else "")
 
 
-def shipped_teacher(dataset: str, canvas: int | None) -> Path:
-    """Path of the shipped teacher for this dataset and canvas, or a UserError saying what exists."""
-    path = ASSETS / (teacher_name(dataset, canvas) + ".safetensors")
+def shipped_teacher(dataset: str, canvas: int | None, world: str = "") -> Path:
+    """Path of the shipped teacher for this dataset, canvas and world suffix, or a UserError saying what exists."""
+    path = ASSETS / (teacher_name(dataset, canvas, world) + ".safetensors")
     if path.is_file():
         return path
     have = sorted(p.stem for p in ASSETS.glob("teacher-*.safetensors"))
     raise UserError(f"--teacher default: no shipped teacher for {dataset}"
-                    + (f" at canvas {canvas}" if canvas else "")
+                    + (f" at canvas {canvas}" if canvas else "") + (f" in the {world} world" if world else "")
                     + f" (shipped: {', '.join(have) or 'none'}); pretrain one and pass its run directory")

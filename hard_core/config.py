@@ -24,6 +24,9 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     kind: Literal["train", "pretrain"] = F("train", "pretrain = train a teacher with cross-entropy, no teacher")
+    # world: the nuisance the teacher learned and the student's data lacks (hard_core.worlds)
+    world: str = F("shift", "shift | rotation | polarity | thickness | scarce: picks the teacher that "
+                   "--teacher default loads, the world's OOD suite, and its oracle --augment NAME")
     # data
     dataset: str = F("mnist5k", "mnist5k | mnist1d (built in); mnist | fashion-mnist | cifar10 | cifar100 | "
                      "svhn (torchvision, --data-root); folder (an image folder at --data-root)")
@@ -31,7 +34,9 @@ class RunConfig(BaseModel):
     data_root: str = F("data", "folder of torchvision datasets, or the image folder for --dataset folder")
     image_size: int | None = F(None, "resize images of --dataset folder to this size (default 32)", ge=8)
     suites: str | None = F(None, "OOD test suites, e.g. 'shift:6,rotation:30'; 'none' for none "
-                           "(default: every suite at the dataset's default strength)")
+                           "(default: every suite at the dataset's default strength, and the world's suite)")
+    train_per_class: int | None = F(None, "train on the first N training images of each class only "
+                                    "(scarce data; the scarce world sets 50)", ge=1)
     # models
     teacher: str | None = F(None, "a pretrain run directory, a .safetensors file, or 'default' (shipped)")
     student: str = F("mlp", "model to train: mlp | small-cnn | cnn | resnet18-cifar | resnet18 | ...")
@@ -41,22 +46,31 @@ class RunConfig(BaseModel):
     alpha: float = F(1.0, "weight of the KD term against cross-entropy; 1 = pure distillation (knob)",
                      ge=0, le=1)
     # augmentation
-    augment: str = F("none", "none | shift | flip-crop | randaugment | autoaugment | cutout | mixup | cutmix | "
-                     "cutmixpick")
+    augment: str = F("none", "none | shift | rotation | polarity | thickness | flip-crop | randaugment | "
+                     "autoaugment | cutout | mixup | cutmix | cutmixpick")
+    views: Literal["augmented", "original+augmented"] = F(
+        "augmented", "what the student learns from: the augmented batch, or (paper 2) the originals plus "
+        "their augmented views, each with the teacher's output on it as the target")
     max_shift: int | None = F(None, "pixels for --augment shift (default: the shift suite's strength)", ge=0)
     pick_criterion: Literal["kl", "teacher-entropy", "student-entropy"] = F(
         "kl", "CutMixPick score: KL(teacher||student) at T, or teacher / student entropy")
     pick_rounds: int = F(2, "CutMixPick candidate rounds; the best batch-size of them are kept", ge=1)
     # HARD: a learned augmentor that makes teacher and student disagree (combines with --augment)
-    hard: Literal["none", "affine", "mix", "vae"] = F("none", "learned hard augmentor: affine (spatial "
-                                                       "transformer) | mix (learned mixing) | vae (latent edits)")
+    hard: Literal["none", "affine", "colour", "mix", "vae"] = F(
+        "none", "learned hard augmentor: affine (spatial transformer) | colour (intensity maps, up to "
+        "inversion) | mix (learned mixing) | vae (latent edits)")
+    hard_schedule: Literal["reverse", "alternate"] = F(
+        "reverse", "reverse: one pass, the augmentor behind a gradient reversal; alternate (the paper's): an "
+        "augmentor update, then a student update on fresh augmentations")
+    hard_spread: float | None = F(None, "starting width of the augmentor's exploration noise (default: the "
+                                  "family's own; 0 starts at the identity)", ge=0, le=4)
     hard_lambda: float = F(1.0, "lambda: how strongly the teacher must still see the same thing on an "
                            "augmented image, KL(T(x)||T(x_aug)) (knob)", ge=0)
     hard_lr: float = F(1e-2, "augmentor learning rate (its own Adam)", gt=0)
     hard_every: int = F(1, "update the augmentor on every k-th student step (amortises its cost)", ge=1)
     hard_share: float = F(0.5, "share of the student's batch that the augmentor augments", gt=0, le=1)
-    affine: str = F("translate", "HARD-affine degrees of freedom and bounds, e.g. 'translate' (15% of the "
-                    "side), 'translate:6,rotate:30,scale:0.2,shear:0.2', or 'all'")
+    affine: str = F("translate", "HARD-affine degrees of freedom and bounds, e.g. 'translate' (25% of the "
+                    "side), 'rotate' (90 degrees), 'translate:6,rotate:30,scale:0.2,shear:0.2', or 'all'")
     hard_image_input: bool = F(False, "condition the affine augmentor on the image as well as on noise")
     vae: str = F("default", "HARD-vae's AutoencoderKL: 'default' (shipped, built-in digits), a local "
                  "diffusers folder, or a hub id (online)")

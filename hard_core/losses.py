@@ -39,9 +39,15 @@ def ce_loss(student: Tensor, y: Tensor) -> Tensor:
     return soft_cross_entropy(student, y)
 
 
+def consistency(teacher_src: Tensor, teacher_aug: Tensor, temperature: float) -> Tensor:
+    """T^2 * KL(T(x) || T(x_aug)): how far the teacher's own prediction moved (x's side carries no gradient)."""
+    return kl_div(teacher_src.detach(), teacher_aug, temperature) * temperature**2
+
+
 def hard_loss(student: Tensor, teacher_clean: Tensor, teacher_aug: Tensor, teacher_src: Tensor,
-              y: Tensor | None, temperature: float, alpha: float, lam: float) -> tuple[Tensor, dict]:
-    """HARD's whole game as one scalar (Nix et al. 2023). Inputs are logits:
+              y: Tensor | None, temperature: float, alpha: float, lam: float) -> tuple[Tensor, Tensor]:
+    """HARD's whole game as one scalar (Nix et al. 2023), for the single pass with gradient reversal.
+    Inputs are logits:
 
     - `student`: the student on [clean images; augmented images], in that order;
     - `teacher_clean`, `teacher_aug`: the teacher on the same two parts;
@@ -54,12 +60,36 @@ def hard_loss(student: Tensor, teacher_clean: Tensor, teacher_aug: Tensor, teach
     the student's disagreement with the teacher on x_aug, KL(T(x_aug) || S(x_aug)), minus lam times
     how far the teacher's own prediction moved, so x_aug must still look like the same thing to the
     teacher. `share` (augmented / all) puts both augmentor terms on the same per-sample scale.
+    Returns (L, the KD part of L).
     """
     teacher_all = torch.cat([teacher_clean, teacher_aug])
-    kd = kd_loss(student, teacher_all, y, temperature, alpha)
     share = teacher_aug.shape[0] / teacher_all.shape[0]
-    consistency = kl_div(teacher_src.detach(), teacher_aug, temperature) * temperature**2
-    with torch.no_grad():
-        n_clean = teacher_clean.shape[0]
-        disagreement = kl_div(teacher_aug, student[n_clean:], temperature) * temperature**2
-    return kd - lam * share * consistency, {"kd": kd, "consistency": consistency, "disagreement": disagreement}
+    kd = kd_loss(student, teacher_all, y, temperature, alpha)
+    return kd - lam * share * consistency(teacher_src, teacher_aug, temperature), kd
+
+
+def augmentor_loss(teacher_aug: Tensor, student_aug: Tensor, teacher_src: Tensor, temperature: float,
+                   lam: float) -> Tensor:
+    """What the augmentor minimises in the alternating schedule: the same game as `hard_loss`, on its own,
+
+        -T^2 * KL(T(x_aug) || S(x_aug)) + lam * T^2 * KL(T(x) || T(x_aug)).
+    """
+    disagreement = kl_div(teacher_aug, student_aug, temperature) * temperature**2
+    return -disagreement + lam * consistency(teacher_src, teacher_aug, temperature)
+
+
+@torch.no_grad()
+def game_metrics(teacher_src: Tensor, student_src: Tensor, teacher_aug: Tensor, student_aug: Tensor,
+                 temperature: float) -> dict[str, Tensor]:
+    """The augmentor's game in numbers, on one batch of source images x and their augmentations x_aug:
+
+    - disagreement: T^2 * KL(T(x_aug) || S(x_aug)), what the augmentor raises;
+    - consistency: T^2 * KL(T(x) || T(x_aug)), what lambda keeps small;
+    - hardness: KL(T || S) on x_aug over KL(T || S) on the same x clean. 1 means the augmentor found
+      nothing harder than the data; HARD-affine on the shift world reaches about 3.
+    """
+    t2 = temperature**2
+    on_aug = kl_div(teacher_aug, student_aug, temperature) * t2
+    on_clean = kl_div(teacher_src, student_src, temperature) * t2
+    return {"disagreement": on_aug, "consistency": consistency(teacher_src, teacher_aug, temperature),
+            "hardness": on_aug / on_clean.clamp_min(1e-8)}

@@ -46,6 +46,7 @@ class VAETrainConfig:
     beta: float = 1e-3      # KL weight per pixel: keeps the posterior std ~0.3 of a latent std ~1
     max_shift: int = 6      # canvas-40 digits shifted by up to 6 px: what the shift suites and HARD produce
     max_shift_28: int = 2   # every other batch is canvas-28 digits (borders near the edge), shifted <= 2 px
+    augment: str = ""       # a world's nuisance on top (e.g. "polarity"): a VAE for that world's teacher data
     seed: int = 0
     threads: int = 2
 
@@ -105,7 +106,7 @@ def train_vae(cfg: VAETrainConfig = VAETrainConfig(), log: Callable[[str], None]
     Returns the eval-mode VAE, with the latent statistics written into its config, and a card dict:
     config, test MSE at canvas 40 and 28, latent std, seconds.
     """
-    from .augment import Shift  # lazy: hard_core.augment is not needed just to load a VAE
+    from .augment import Shift, build_augment  # lazy: hard_core.augment is not needed just to load a VAE
     from .data import load_dataset
 
     threads = torch.get_num_threads()
@@ -116,11 +117,14 @@ def train_vae(cfg: VAETrainConfig = VAETrainConfig(), log: Callable[[str], None]
         vae = build_vae().train()
         opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+        extra = build_augment(cfg.augment, num_classes=10) if cfg.augment else None
         start = time.time()
         for step in range(1, cfg.steps + 1):
             canvas, shift = (40, cfg.max_shift) if step % 2 else (28, cfg.max_shift_28)
             x = data[canvas].train.x[torch.randint(0, len(data[canvas].train), (cfg.batch,))]
             x = Shift.apply_params(x, Shift(num_classes=10, max_shift=shift).make_params(x))
+            if extra is not None:
+                x = extra(x, torch.zeros(len(x), dtype=torch.long))[0]
             post = vae.encode(x * 2 - 1).latent_dist
             mse = (decode(vae, post.sample()) - x).pow(2).mean()
             loss = mse + cfg.beta * post.kl().mean() / x[0].numel()
@@ -189,14 +193,16 @@ def load_vae_file(path: str | Path) -> AutoencoderKL:
 def load_vae(spec: str = "default", device: str | torch.device = "cpu") -> AutoencoderKL:
     """A frozen, eval-mode AutoencoderKL on `device`.
 
-    spec: "default" (the shipped `assets/vae-mnist5k.safetensors`), a .safetensors file written by
+    spec: "default" (the shipped `assets/vae-mnist5k.safetensors`), the name of another shipped VAE
+    (`vae-mnist5k-polarity`: trained on a world's teacher distribution), a .safetensors file written by
     `save_vae`, a local diffusers folder (with config.json and safetensors weights), or a Hugging Face
     Hub id such as "stabilityai/sd-vae-ft-mse" (optionally "owner/name/subfolder"; needs the network or
     the local Hub cache).
 
     >>> load_vae("default").config.latent_channels   # 4
     """
-    path = ASSETS / f"{VAE_NAME}.safetensors" if spec == "default" else Path(spec).expanduser()
+    shipped = ASSETS / f"{VAE_NAME if spec == 'default' else spec}.safetensors"
+    path = shipped if spec == "default" or ("/" not in spec and shipped.is_file()) else Path(spec).expanduser()
     if path.is_file():
         vae = load_vae_file(path)
     elif path.is_dir():

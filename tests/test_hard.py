@@ -14,16 +14,20 @@ from hard_core.config import RunConfig
 from hard_core.data import load_dataset
 
 
-@pytest.mark.parametrize("name,shape", [("affine", (1, 40, 40)), ("affine", (1, 40)), ("mix", (1, 40, 40)),
-                                        ("mix", (3, 32, 32)), ("mix", (1, 40)),
-                                        ("vae", (1, 40, 40)), ("vae", (1, 28, 28))])
-def test_augmentors_are_the_identity_at_init(name, shape):
+FAMILIES = [("affine", (1, 40, 40)), ("affine", (1, 40)), ("colour", (1, 40, 40)), ("colour", (3, 32, 32)),
+            ("colour", (1, 40)), ("mix", (1, 40, 40)), ("mix", (3, 32, 32)), ("mix", (1, 40)),
+            ("vae", (1, 40, 40)), ("vae", (1, 28, 28))]
+
+
+@pytest.mark.parametrize("name,shape", FAMILIES)
+def test_augmentors_are_the_identity_with_spread_zero_and_start_wide(name, shape):
     torch.manual_seed(0)
-    aug = build_augmentor(name, input_shape=shape)
     x = torch.rand(6, *shape)
-    x_aug, params = aug(x)
+    x_aug, params = build_augmentor(name, input_shape=shape, spread=0.0)(x)
     assert torch.allclose(x_aug, x, atol=1e-5)
     assert all(v.shape[0] == 6 for v in params.values())
+    wide, _ = build_augmentor(name, input_shape=shape)(x)  # the default spread explores from the start
+    assert (wide - x).abs().mean() > 1e-3
 
 
 def test_affine_bounds_hold_for_any_weights():
@@ -36,6 +40,39 @@ def test_affine_bounds_hold_for_any_weights():
     assert params["rotate"].abs().max() <= 20 + 1e-4
     assert params["scale"].abs().max() <= 0.1 + 1e-6 and params["shear"].abs().max() <= 0.2 + 1e-6
     assert params["tx"].std() > 0.5  # noise-driven: samples differ
+
+
+def test_colour_stays_in_range_and_reaches_the_full_inversion():
+    aug = build_augmentor("colour", input_shape=(3, 16, 16))
+    x = torch.rand(64, 3, 16, 16)
+    with torch.no_grad():
+        for p in aug.parameters():
+            p.normal_(0, 5)
+    aug.project_()
+    x_aug, params = aug(x)
+    assert x_aug.min() >= 0 and x_aug.max() <= 1
+    assert params["gain"].abs().max() <= 1 + 1e-6 and params["gain"].std() > 0.1
+    inverse = build_augmentor("colour", input_shape=(3, 16, 16), spread=0.0)
+    with torch.no_grad():
+        inverse.net[-1].bias.fill_(torch.pi)  # both ends at r = pi: black -> 1, white -> 0
+    assert torch.allclose(inverse(x)[0], 1 - x, atol=1e-6)
+
+
+def test_spread_is_learned_but_kept_in_bounds():
+    aug = build_augmentor("affine", input_shape=(1, 40, 40))
+    assert aug.spread.requires_grad and aug.spread.item() == 1.0
+    with torch.no_grad():
+        aug.spread.fill_(-3.0)
+    aug.project_()
+    assert aug.spread.item() == 0.0
+    with pytest.raises(ValueError, match="spread"):
+        build_augmentor("mix", input_shape=(1, 40, 40), spread=-1.0)
+
+
+def test_vae_edits_stay_within_eps():
+    aug = build_augmentor("vae", input_shape=(1, 40, 40), spread=4.0)
+    z = torch.randn(8, 4, 10, 10)
+    assert aug.sample_delta(z).abs().max() <= aug.eps + 1e-6
 
 
 def test_warp_moves_content_by_the_requested_pixels():
@@ -144,3 +181,59 @@ def test_the_augmentor_plays_in_float32_under_bf16_autocast(monkeypatch):
     assert out.student_logits.dtype == torch.bfloat16  # the models did run in bf16...
     assert out.params["tx"].dtype == torch.float32 and out.x_seen.dtype == torch.float32  # ...the augmentor not
     assert s.augmentor.net[-1].weight.grad.abs().sum() > 0
+
+
+def _session(**kw):
+    from hard_core.train.setup import build_session
+
+    return build_session(RunConfig(dataset="mnist5k", canvas=40, teacher="default", student="mlp", suites="none",
+                                   batch_size=64, **kw))
+
+
+@pytest.mark.parametrize("schedule", ["reverse", "alternate"])
+def test_no_sampled_image_is_discarded(schedule):
+    """The student sees every image of the batch once: the clean part as it is, the rest augmented."""
+    import torch.nn.functional as F
+
+    from hard_core.train.step import distil_step
+
+    s = _session(hard="affine", hard_schedule=schedule)
+    seen = []
+    s.student.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach()))
+    x, y = s.train.get(torch.arange(64))
+    out = distil_step(s, x, F.one_hot(y, 10).float(), dict(lr=1e-3, temperature=4.0, alpha=1.0, hard_lambda=1.0), 1)
+    student_batch = seen[-1]  # the student's training pass (the alternating update's pass comes before it)
+    assert student_batch.shape[0] == 64
+    assert torch.equal(student_batch[:32], x[:32]) and torch.equal(out.x, x[32:])
+    assert torch.equal(student_batch[32:], out.x_seen) and not torch.equal(out.x_seen, x[32:])
+
+
+@pytest.mark.parametrize("family,world", [("affine", "shift"), ("colour", "polarity"), ("mix", "scarce"),
+                                          ("vae", "thickness")])
+@pytest.mark.parametrize("schedule", ["reverse", "alternate"])
+def test_augmentor_updates_raise_the_hardness(family, world, schedule):
+    """With lambda = 1 (the consistency term's sign counts too) and the student held still (lr 0), a few
+    real HARD steps on one fixed batch make the augmentor's samples harder for the student."""
+    import torch.nn.functional as F
+
+    from hard_core.losses import game_metrics
+    from hard_core.train.step import distil_step
+
+    s = _session(hard=family, world=world, hard_schedule=schedule, hard_lr=3e-2)
+    for group in s.optimizer.param_groups:
+        group["lr"] = 0.0
+    x, y = s.train.get(torch.arange(64))
+    y = F.one_hot(y, 10).float()
+    knobs = dict(lr=0.0, temperature=4.0, alpha=1.0, hard_lambda=1.0)
+
+    def hardness():
+        torch.manual_seed(7)
+        with torch.no_grad():
+            x_aug, _ = s.augmentor(x)
+            return game_metrics(s.teacher(x), s.student(x), s.teacher(x_aug), s.student(x_aug), 4.0)["hardness"].item()
+
+    before = hardness()
+    for step in range(1, 6):
+        torch.manual_seed(step)
+        distil_step(s, x, y, knobs, step)
+    assert hardness() > before * 1.05, (before, hardness())

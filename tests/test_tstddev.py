@@ -1,11 +1,16 @@
-"""T. stddev: the definition recomputed in numpy, ordering of augmentations, seeding, ranking."""
+"""T. stddev: the definition recomputed in numpy, ordering of augmentations, seeding, ranking, views; its
+validation against students' test loss (Spearman / Pearson, the `tstddev --validate` command)."""
+import json
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from hard_core.augment import AUGMENTATIONS, build_augment
+from hard_core.cli import main
 from hard_core.probes import batch_indices, rank_augmentations, t_stddev
+from hard_core.probes.validate import average_ranks, pearson, spearman
 
 K = 3
 
@@ -102,3 +107,81 @@ def test_rank_is_sorted_ascending_and_skips_image_only_on_1d(shape):
     else:
         assert names == {"none", "shift", "mixup", "cutmix", "cutmixpick"}
     assert ranking == rank_augmentations(MeanTeacher(), x, num_classes=K, batches=3, batch_size=16, seed=1)
+
+
+def test_views_original_plus_augmented_averages_in_the_originals():
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0  # identical images: the originals' mean is the same in every batch
+    teacher, kw = CentreTeacher(), dict(batches=10, batch_size=32, seed=2)
+    shift = build_augment("shift", num_classes=K, max_shift=2)
+    aug = t_stddev(teacher, x, shift, **kw)
+    both = t_stddev(teacher, x, shift, views="original+augmented", **kw)
+    # each batch mean becomes (constant + augmented mean) / 2, so the spread over batches halves exactly
+    assert both == pytest.approx(aug / 2, rel=1e-5) and both > 0.005
+    x, _ = constant_images()
+    none = build_augment("none", num_classes=K)
+    assert t_stddev(MeanTeacher(), x, none, batches=5, batch_size=16, views="original+augmented") == \
+        pytest.approx(t_stddev(MeanTeacher(), x, none, batches=5, batch_size=16), rel=1e-6)
+    with pytest.raises(ValueError, match="views"):
+        t_stddev(MeanTeacher(), x, none, views="clean")
+
+
+def test_rank_passes_views_through():
+    x = torch.rand(48, 1, 8, 8)
+    kw = dict(num_classes=K, batches=3, batch_size=16, seed=1)
+    aug = dict(rank_augmentations(MeanTeacher(), x, ["none", "cutout"], **kw))
+    both = dict(rank_augmentations(MeanTeacher(), x, ["none", "cutout"], views="original+augmented", **kw))
+    assert both["none"] == pytest.approx(aug["none"], rel=1e-4) and both["cutout"] != aug["cutout"]
+
+
+def test_spearman_and_pearson_on_known_inputs():
+    np.testing.assert_allclose(average_ranks([10, 20, 20, 30]), [1, 2.5, 2.5, 4])
+    np.testing.assert_allclose(average_ranks([5, 5, 5]), [2, 2, 2])
+    assert spearman([1, 2, 3, 4], [1, 4, 9, 100]) == pytest.approx(1.0)  # monotone, not linear
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([3, 1, 4, 2, 5], [2, 1, 5, 3, 4]) == pytest.approx(1 - 6 * 4 / (5 * 24))  # no ties: 0.8
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / np.sqrt(4.5 * 5))  # tied ranks 2.5
+    assert pearson([1, 2, 3], [2, 4, 7]) == pytest.approx(np.corrcoef([1, 2, 3], [2, 4, 7])[0, 1])
+    assert spearman([1, 1, 1], [1, 2, 3]) is None and pearson([1], [2]) is None
+
+
+def cli(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+TINY = ["tstddev", "--validate", "--dataset", "mnist5k", "--canvas", "28", "--teacher", "default",
+        "--augment", "none,shift", "--steps", "10", "--batches", "2", "--batch-size", "32"]
+
+
+def test_validate_trains_scores_correlates_and_reuses(capsys, tmp_path):
+    out = tmp_path / "v"
+    code, stdout, err = cli(capsys, *TINY, "--seeds", "1", "--out", str(out), "--json")
+    assert code == 0, err
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result == json.loads((out / "validate.json").read_text())
+    assert {"views", "steps", "seeds", "rows", "spearman", "pearson", "runs"} <= set(result)
+    assert result["views"] == "original+augmented" and result["runs"]["trained"] == 2
+    assert {r["augment"] for r in result["rows"]} == {"none", "shift"}
+    for row in result["rows"]:
+        assert {"t_stddev", "test_loss_mean", "test_loss_std", "test_acc_mean"} <= set(row)
+        assert row["test_loss_mean"] > 0 and 0 <= row["test_acc_mean"] <= 1
+    assert -1 <= result["spearman"] <= 1 and -1 <= result["pearson"] <= 1
+    assert "Spearman" in stdout and (out / "shift-s0" / "student.safetensors").is_file()
+    code, stdout, err = cli(capsys, *TINY, "--seeds", "1", "--out", str(out), "--json")
+    assert code == 0 and json.loads(stdout.strip().splitlines()[-1])["runs"]["reused"] == 2, err
+    code, _, err = cli(capsys, *TINY, "--seeds", "1", "--steps", "11", "--out", str(out))
+    assert code == 2 and "another config" in err
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--seeds", "0"], "--seeds"), (["--steps", "0"], "--steps"), (["--augment", "none,sharpen"], "sharpen"),
+    (["--augment", "shift"], "at least 2 augmentations"), (["--views", "clean"], "invalid choice")])
+def test_validate_bad_flags_exit_2_with_one_line(capsys, tmp_path, flags, message):
+    code, _, err = cli(capsys, *TINY, "--out", str(tmp_path / "v"), *flags)
+    assert code == 2 and message in err, err
+    assert "Traceback" not in err and len([x for x in err.splitlines() if x.startswith(("error:", "usage:"))]) == 1

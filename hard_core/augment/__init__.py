@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from ..errors import UserError
 from .cutmixpick import CRITERIA, CutMixPick, pick_top, score_candidates
-from .standard import Augment, CutMix, MixUp, NoAugment, PerSample, Shift, standard_augment
+from .standard import Augment, CutMix, MixUp, NoAugment, PerSample, Polarity, Shift, Thickness, standard_augment
 
 # Weakest to strongest, roughly; "cutmixpick" also needs the teacher (and student) at call time.
-AUGMENTATIONS: tuple[str, ...] = ("none", "shift", "flip-crop", "randaugment", "autoaugment", "cutout",
-                                  "mixup", "cutmix", "cutmixpick")
+AUGMENTATIONS: tuple[str, ...] = ("none", "shift", "rotation", "polarity", "thickness", "flip-crop", "randaugment",
+                                  "autoaugment", "cutout", "mixup", "cutmix", "cutmixpick")
 
 
 def build_augment(name: str, *, num_classes: int, max_shift: int = 4, criterion: str = "kl", rounds: int = 2,
@@ -30,4 +30,4 @@ def build_augment(name: str, *, num_classes: int, max_shift: int = 4, criterion:
 
 
 __all__ = ["AUGMENTATIONS", "Augment", "CRITERIA", "CutMix", "CutMixPick", "MixUp", "NoAugment",
-           "PerSample", "Shift", "build_augment", "pick_top", "score_candidates"]
+           "PerSample", "Polarity", "Shift", "Thickness", "build_augment", "pick_top", "score_candidates"]

@@ -9,10 +9,10 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import assets, bench, compare, evaluate, probe, train, tstddev
+from . import assets, bench, compare, evaluate, matrix, probe, train, tstddev
 
 COMMANDS = {"train": train, "pretrain": train, "eval": evaluate, "tstddev": tstddev, "probe": probe, "compare": compare,
-            "assets": assets, "bench": bench}
+            "assets": assets, "bench": bench, "matrix": matrix}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,8 +1,11 @@
 """`bench`: milliseconds per training step of KD and of each HARD variant, measured in one process with
 the same data, batch, teacher and student, interleaved round by round so machine noise hits all alike.
 
-The step timed is the real one (`train.step.distil_step`), so the ratio is what a live session costs.
-`--json` prints, as its last line, {"ms_per_step": {...}, "ratio_to_kd": {"hard-affine": ..., ...}}.
+Every variant's student learns from the same number of distinct images per step (the batch: HARD
+augments a share of it and keeps the rest clean, discarding none), so ms/step and images/s compare
+like with like. The step timed is the real one (`train.step.distil_step`), so the ratio is what a live
+session costs. `--json` prints, as its last line,
+{"ms_per_step": {...}, "images_per_s": {...}, "ratio_to_kd": {"hard-affine": ..., ...}}.
 """
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ from ..train.loop import EpochSampler
 from ..train.setup import build_session
 from ..train.step import distil_step
 
-VARIANTS = {"kd": {}, "hard-affine": {"hard": "affine"}, "hard-mix": {"hard": "mix"}, "hard-vae": {"hard": "vae"}}
+VARIANTS = {"kd": {}, "hard-affine": {"hard": "affine"},
+            "hard-affine-alternate": {"hard": "affine", "hard_schedule": "alternate"},
+            "hard-colour": {"hard": "colour"}, "hard-mix": {"hard": "mix"}, "hard-vae": {"hard": "vae"}}
 
 
 def add_parser(sub, name: str) -> None:
@@ -70,12 +75,14 @@ def run(args) -> int:
     base = ms.get("kd")
     print(f"{args.dataset} canvas {args.canvas}, batch {args.batch_size}, {args.student} student, "
           f"{any_s.device.type}, {torch.get_num_threads()} threads; median of {args.rounds} rounds x {args.steps} steps")
-    print(f"{'variant':12s} {'ms/step':>8s} {'x KD':>6s}")
+    per_s = {n: args.batch_size / (v / 1000) for n, v in ms.items()}
+    print(f"{'variant':22s} {'ms/step':>8s} {'images/s':>9s} {'x KD':>6s}")
     for n, v in ms.items():
-        print(f"{n:12s} {v:8.1f} {v / base if base else float('nan'):6.2f}")
+        print(f"{n:22s} {v:8.1f} {per_s[n]:9.0f} {v / base if base else float('nan'):6.2f}")
     if args.json:
         ratio = {n: round(v / base, 3) for n, v in ms.items() if n != "kd"} if base else {}
-        print(json.dumps({"ms_per_step": {n: round(v, 2) for n, v in ms.items()}, "ratio_to_kd": ratio}))
+        print(json.dumps({"ms_per_step": {n: round(v, 2) for n, v in ms.items()},
+                          "images_per_s": {n: round(v, 1) for n, v in per_s.items()}, "ratio_to_kd": ratio}))
     return 0
 
 

@@ -10,6 +10,8 @@ Meaning of each suite's strength (2D images; fill outside the image is black, re
 - blur: sigma of a gaussian blur (same for every image; kernel 2*ceil(3 sigma)+1).
 - contrast: c; factor f uniform in [c, 1]; the image becomes f*x + (1-f)*mean(x) (lower c = harder).
 - elastic: alpha, the displacement strength of torchvision's ElasticTransform (sigma 5, its default).
+- polarity: p = share of images inverted, x -> 1 - x on the whole canvas (1 = all of them).
+- thickness: r = pixels every stroke is thickened by (grey dilation by a (2r+1)-square).
 1D signals (N x 1 x L) have one suite:
 - shift: each signal moves along L by an integer uniform in [-s, s]; the ends are replicate-padded.
 
@@ -27,9 +29,10 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
 from ..errors import UserError
+from .nuisance import invert, thicken
 from .types import Dataset, Split
 
-SUITES_2D = ("shift", "rotation", "scale", "noise", "blur", "contrast", "elastic")
+SUITES_2D = ("shift", "rotation", "scale", "noise", "blur", "contrast", "elastic", "polarity", "thickness")
 SUITES_1D = ("shift",)
 ELASTIC_SIGMA = 5.0  # smoothness of the elastic displacement field, torchvision's default
 CHUNK = 1000  # images converted to float at a time
@@ -49,12 +52,13 @@ def default_suites(dataset: Dataset) -> dict[str, float]:
     pad = (dataset.info.get("canvas", h) - dataset.info.get("native", h)) // 2
     shift = max(2, pad) if pad > 0 else round(0.12 * h)
     return {"shift": shift, "rotation": 30, "scale": 0.25, "noise": 0.2, "blur": 1.0, "contrast": 0.4,
-            "elastic": 30}
+            "elastic": 30, "polarity": 1.0, "thickness": 1}
 
 
 # suite -> (lowest, highest) allowed strength
 LIMITS = {"shift": (0, 1000), "rotation": (0, 180), "scale": (0, 0.99), "noise": (0, 10),
-          "blur": (0.01, 100), "contrast": (0, 1), "elastic": (0, 10000)}
+          "blur": (0.01, 100), "contrast": (0, 1), "elastic": (0, 10000), "polarity": (0, 1), "thickness": (1, 5)}
+INTEGER = ("shift", "thickness")
 
 
 def parse_suites(text: str | None, defaults: dict[str, float] | None = None) -> dict[str, float]:
@@ -91,14 +95,14 @@ def check_suite(name: str, value: float) -> None:
     if name not in LIMITS:
         raise UserError(f"unknown suite '{name}'; known: {', '.join(SUITES_2D)}")
     lo, hi = LIMITS[name]
-    if not (lo <= value <= hi) or (name == "shift" and value != int(value)):
-        kind = "an integer" if name == "shift" else "a number"
+    if not (lo <= value <= hi) or (name in INTEGER and value != int(value)):
+        kind = "an integer" if name in INTEGER else "a number"
         raise UserError(f"suite '{name}': strength must be {kind} in [{lo}, {hi}], got {value}")
 
 
 def _example(name: str) -> str:
     return {"shift": "6", "rotation": "30", "scale": "0.25", "noise": "0.2", "blur": "1",
-            "contrast": "0.4", "elastic": "30"}[name]
+            "contrast": "0.4", "elastic": "30", "polarity": "1", "thickness": "1"}[name]
 
 
 def _generator(seed: int, name: str) -> torch.Generator:
@@ -149,6 +153,10 @@ def _perturb_2d(name: str, v: float, x: Tensor, g: torch.Generator) -> Tensor:
         f = _uniform(g, n, v, 1).float().view(n, 1, 1, 1)
         gray = F.rgb_to_grayscale(x) if x.shape[1] == 3 else x  # the mean torchvision's adjust_contrast uses
         return f * x + (1 - f) * gray.mean((1, 2, 3), keepdim=True)
+    if name == "polarity":
+        return invert(x, torch.rand(n, generator=g) < v)
+    if name == "thickness":
+        return thicken(x, int(v))
     return _elastic(x, g, v)  # "elastic": the last one check_suite lets through
 
 

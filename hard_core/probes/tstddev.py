@@ -4,6 +4,10 @@
 mean probability vector (K). Stack them (batches x K), take the standard deviation over batches per class
 (Bessel-corrected, ddof=1, i.e. `torch.std`'s default), then average over classes.
 
+`views` says which images a batch's mean is taken over: "augmented" (the augmented batch only) or
+"original+augmented" (the batch's originals followed by their augmented views: what the student sees under
+KD+DA in paper 2, `RunConfig.views`). With "none" both give the same score (cat(x, x) has x's mean).
+
 Batches come from a seeded shuffled pass over `x` (like a DataLoader with shuffle=True, drop_last=True: no
 image repeats within a pass; a new permutation starts when one runs out), see `batch_indices`. The same
 seed seeds the augmentation's randomness, so the same seed gives the same number, and every augmentation
@@ -14,7 +18,7 @@ ranked with one seed sees the same image batches (common random numbers: a faire
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +26,9 @@ from torch import Tensor, nn
 
 from ..augment import AUGMENTATIONS, Augment, build_augment
 from ..augment.cutmixpick import eval_mode
+
+VIEWS = ("augmented", "original+augmented")
+Views = Literal["augmented", "original+augmented"]
 
 
 def batch_indices(n: int, batches: int, batch_size: int, seed: int) -> Tensor:
@@ -35,7 +42,7 @@ def batch_indices(n: int, batches: int, batch_size: int, seed: int) -> Tensor:
 
 def t_stddev(teacher: nn.Module, x: Tensor, augment: Augment, *, batches: int = 20, batch_size: int = 128,
              temperature: float = 1.0, seed: int = 0, y: Tensor | None = None,
-             student: nn.Module | None = None) -> float:
+             student: nn.Module | None = None, views: Views = "augmented") -> float:
     """T. stddev of `augment` for `teacher` on images `x` (float in [0, 1], on the teacher's device).
 
     `batch_size` is capped at len(x). Label-mixing augmentations (mixup, cutmix, cutmixpick) mix `y` if
@@ -43,6 +50,8 @@ def t_stddev(teacher: nn.Module, x: Tensor, augment: Augment, *, batches: int = 
     batch. CutMixPick is scored with the `student` if given; without one only its "teacher-entropy"
     criterion can run (`rank_augmentations` builds it that way, keeping the score teacher-only).
     """
+    if views not in VIEWS:
+        raise ValueError(f"views must be one of {VIEWS}, got {views!r}")
     if batches < 2:
         raise ValueError(f"batches must be >= 2 to take a standard deviation, got {batches}")
     if batch_size < 1 or len(x) < 1:
@@ -61,13 +70,16 @@ def t_stddev(teacher: nn.Module, x: Tensor, augment: Augment, *, batches: int = 
             else:  # ignored by augmentations that do not mix labels: skip the extra teacher pass
                 yb = torch.zeros(len(xb), dtype=torch.long, device=x.device)
             xa, _ = augment(xb, yb, teacher=teacher, student=student)
+            if views == "original+augmented":
+                xa = torch.cat([xb, xa])
             means.append(F.softmax(teacher(xa).float() / temperature, dim=1).mean(0))
     return float(torch.stack(means).std(0, unbiased=True).mean())
 
 
 def rank_augmentations(teacher: nn.Module, x: Tensor, names: Sequence[str] | None = None, *, num_classes: int,
                        max_shift: int = 4, batches: int = 20, batch_size: int = 128, seed: int = 0,
-                       y: Tensor | None = None, temperature: float = 1.0) -> list[tuple[str, float]]:
+                       y: Tensor | None = None, temperature: float = 1.0,
+                       views: Views = "augmented") -> list[tuple[str, float]]:
     """[(name, T. stddev)] sorted ascending (lower = better, per paper 2); all augmentations by default.
 
     Image-only augmentations are skipped on 1D data; "cutmixpick" uses its teacher-entropy criterion.
@@ -79,6 +91,6 @@ def rank_augmentations(teacher: nn.Module, x: Tensor, names: Sequence[str] | Non
         if aug.images_only and x.dim() == 3:
             continue
         score = t_stddev(teacher, x, aug, batches=batches, batch_size=batch_size, temperature=temperature,
-                         seed=seed, y=y)
+                         seed=seed, y=y, views=views)
         results.append((name, score))
     return sorted(results, key=lambda r: r[1])

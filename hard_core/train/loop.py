@@ -89,11 +89,12 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
         x, y = s.train.get(sampler.indices(step))
         for group in s.optimizer.param_groups:
             group["lr"] = s.lr_at(knobs["lr"], step)
-        out = distil_step(s, x, F.one_hot(y, s.dataset.num_classes).float(), knobs, step)
+        final = step == cfg.steps
+        logging = step % cfg.log_every == 0 or final or step % cfg.checkpoint_every == 0
+        out = distil_step(s, x, F.one_hot(y, s.dataset.num_classes).float(), knobs, step, measure=logging)
 
         # ---- events ----
-        final = step == cfg.steps
-        if step % cfg.log_every == 0 or final or step % cfg.checkpoint_every == 0:
+        if logging:
             value = out.loss.item()
             if not math.isfinite(value):
                 raise Diverged(f"loss became {value} at step {step}: lower --lr or --temperature "

@@ -20,6 +20,7 @@ from ..data import Dataset, Split, default_suites, load_dataset, make_suites, pa
 from ..data.suites import check_suites
 from ..errors import UserError
 from ..models import build_model
+from ..worlds import World, get_world
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -52,8 +53,15 @@ def dataset_for(cfg: RunConfig) -> Dataset:
 
 
 def suite_spec(cfg: RunConfig, dataset: Dataset) -> dict[str, float]:
-    """The run's OOD suites and strengths, checked against the data (a UserError if one does not fit)."""
-    spec = default_suites(dataset) if cfg.suites is None else parse_suites(cfg.suites)
+    """The run's OOD suites and strengths, checked against the data (a UserError if one does not fit).
+    By default every suite, with the world's own at the world's strength."""
+    if cfg.suites is not None:
+        spec = parse_suites(cfg.suites)
+    else:
+        world = get_world(cfg.world)
+        spec = default_suites(dataset)
+        if world.strength is not None:
+            spec[world.suite] = world.strength
     check_suites(dataset, spec)
     return spec
 
@@ -65,7 +73,7 @@ def suites_for(cfg: RunConfig, dataset: Dataset) -> dict[str, Split]:
 
 def teacher_path(spec: str, cfg: RunConfig) -> Path:
     if spec == "default":
-        return shipped_teacher(cfg.dataset, cfg.canvas)
+        return shipped_teacher(cfg.dataset, cfg.canvas, get_world(cfg.world).teacher)
     path = Path(spec)
     if path.is_dir():
         path = path / "student.safetensors"
@@ -129,13 +137,27 @@ class Session:
         return base_lr * 0.5 * (1 + math.cos(math.pi * step / self.cfg.steps))
 
 
+def train_split(cfg: RunConfig, dataset: Dataset) -> Split:
+    """The student's training images: the data set's train split, or its first N per class (scarce data)."""
+    per_class = cfg.train_per_class or get_world(cfg.world).train_per_class
+    if per_class is None:
+        return dataset.train
+    y = dataset.train.y
+    keep = torch.cat([(y == k).nonzero().flatten()[:per_class] for k in range(dataset.num_classes)]).sort().values
+    return Split(dataset.train.x[keep], y[keep])
+
+
 def build_session(cfg: RunConfig) -> Session:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
+    world = get_world(cfg.world)
     dataset = dataset_for(cfg)
-    if cfg.batch_size > len(dataset.train):
-        raise UserError(f"--batch-size {cfg.batch_size} is larger than the {len(dataset.train)} training images")
+    if dataset.is_1d and world.name != "shift":
+        raise UserError(f"--world {world.name} is a world of images; 1D signals have the shift world only")
+    train = train_split(cfg, dataset)
+    if cfg.batch_size > len(train):
+        raise UserError(f"--batch-size {cfg.batch_size} is larger than the {len(train)} training images")
     suite_spec(cfg, dataset)  # bad --suites fail now, not at the first evaluation
     if cfg.kind == "pretrain" or cfg.loss == "ce":
         teacher = None
@@ -152,20 +174,23 @@ def build_session(cfg: RunConfig) -> Session:
     if augment.needs_models and teacher is None:
         raise UserError(f"--augment {cfg.augment} scores candidates with the teacher; give --teacher")
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    augmentor = augmentor_for(cfg, dataset.input_shape, device) if cfg.hard != "none" else None
+    augmentor = augmentor_for(cfg, dataset.input_shape, device, world) if cfg.hard != "none" else None
     if augmentor is not None and teacher is None:
         raise UserError(f"--hard {cfg.hard} plays the teacher against the student: give --teacher (and --loss kd)")
     augmentor_optimizer = None
     if augmentor is not None:
         augmentor_optimizer = torch.optim.Adam([p for p in augmentor.parameters() if p.requires_grad], lr=cfg.hard_lr)
-    return Session(cfg, device, dataset, dataset.train.to(device), teacher, student, augment, optimizer,
+    return Session(cfg, device, dataset, train.to(device), teacher, student, augment, optimizer,
                    augmentor, augmentor_optimizer)
 
 
-def augmentor_for(cfg: RunConfig, input_shape, device) -> HardAugmentor:
-    """The run's HARD augmentor, initialised from the run's seed (identity at init)."""
+def augmentor_for(cfg: RunConfig, input_shape, device, world: World) -> HardAugmentor:
+    """The run's HARD augmentor, initialised from the run's seed; `--vae default` is the world's VAE."""
+    vae = world.vae if cfg.vae == "default" and world.vae else cfg.vae
     options = {"affine": {"dof": cfg.affine, "image_input": cfg.hard_image_input},
-               "vae": {"vae": cfg.vae}}.get(cfg.hard, {})
+               "vae": {"vae": vae}}.get(cfg.hard, {})
+    if cfg.hard_spread is not None:
+        options["spread"] = cfg.hard_spread
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 1)
         return build_augmentor(cfg.hard, input_shape=input_shape, **options).to(device)

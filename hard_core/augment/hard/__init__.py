@@ -1,6 +1,7 @@
-"""HARD's learned augmentors: `affine` (spatial transformer), `mix` (learned mixing), `vae` (latent edits)."""
+"""HARD's learned augmentors: `affine` (spatial transformer), `colour` (intensity maps), `mix` (learned mixing),
+`vae` (latent edits)."""
 from .base import HardAugmentor, build_augmentor, list_augmentors, register_augmentor, reverse_grad
-from . import affine, mix  # noqa: E402,F401  (register the augmentors)
+from . import affine, colour, mix  # noqa: E402,F401  (register the augmentors)
 
 
 @register_augmentor("vae")

@@ -1,5 +1,12 @@
 """The base of HARD's learned augmentors (Nix et al. 2023): an `nn.Module` that maps a batch to a harder
-batch plus the per-sample parameters it chose (for display), and is the identity at initialisation.
+batch plus the per-sample parameters it chose (for display).
+
+Every family draws its per-sample parameters from a learned distribution: a network's output (zero at
+init) plus a learned `spread` times fresh standard normal noise, pushed through a bounded periodic map
+(sin or cos) into the family's range. With `spread = 0` the augmentor is exactly the identity (a tested
+property). It starts wide (`spread` of order 1) because the identity is a poor start for the game: the
+student was trained around it, so for smooth nuisances the disagreement has a local minimum there and
+gradient ascent stays put; samples spread over the range explore, and the game keeps the hard ones.
 
 >>> aug = build_augmentor("affine", input_shape=(1, 40, 40))
 >>> x_aug, params = aug(torch.rand(8, 1, 40, 40))
@@ -34,10 +41,19 @@ class HardAugmentor(nn.Module):
     """`forward(x) -> (x_aug, params)`; `x`, `x_aug` float in [0, 1] of one shape, `params` a dict of
     per-sample tensors (first dimension N) describing what was done to each sample."""
 
-    def __init__(self, input_shape):
+    def __init__(self, input_shape, spread: float = 1.0, max_spread: float = 4.0):
         super().__init__()
+        if not 0 <= spread <= max_spread:
+            raise ValueError(f"spread must be in [0, {max_spread}], got {spread}")
         self.input_shape = tuple(input_shape)
+        self.max_spread = float(max_spread)
+        self.spread = nn.Parameter(torch.tensor(float(spread)))  # learned exploration width
         self.spec: dict = {}  # set by build_augmentor: rebuilds the augmentor from a checkpoint's JSON
+
+    def explore(self, raw: Tensor) -> Tensor:
+        """`raw` plus `spread` times fresh standard normal noise of the same shape (reparametrised, so the
+        game's gradient reaches the spread too)."""
+        return raw + self.spread * torch.randn_like(raw)
 
     def noise(self, n: int, dim: int, like: Tensor) -> Tensor:
         """The augmentor's source of randomness: standard normal noise on x's device."""
@@ -46,8 +62,10 @@ class HardAugmentor(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @torch.no_grad()
     def project_(self) -> None:
         """Called after every augmentor update, to put constrained parameters back in range."""
+        self.spread.clamp_(0.0, self.max_spread)
 
 
 class _ReverseGrad(torch.autograd.Function):

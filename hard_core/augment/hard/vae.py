@@ -1,11 +1,14 @@
 """HARD's unconstrained augmentor: move each image's latent in a FROZEN diffusers AutoencoderKL, then decode.
 
 x_aug = clamp(x + decode(z + delta) - decode(z), 0, 1),   z = posterior mean of x,
-delta = eps * tanh(head(noise, z)),                        head's last conv zero-initialised.
+delta = eps * sin(head(noise, z) + spread * noise),       head's last conv zero-initialised.
 
 Adding the decoded *change* to x (rather than using decode(z + delta) itself) keeps every detail the VAE
-cannot reconstruct, and makes the augmentor exactly the identity at init (delta = 0), while the gradient
-still reaches the head's last layer. Only the head is trainable; the VAE is neither in `parameters()` nor
+cannot reconstruct, and makes the augmentor exactly the identity with spread 0 (delta = 0). sin bounds
+every latent element by eps and never saturates: with tanh, 20% of the elements sat above 0.9 eps by
+step 40 and the pixel change stayed near 0.01. The default spread starts every sample at a random edit.
+
+Only the head is trainable; the VAE is neither in `parameters()` nor
 in `state_dict()` (a checkpoint holds the head; the VAE comes from the `vae` spec) but moves with `.to()`.
 
 >>> aug = build_augmentor("vae", input_shape=(1, 40, 40))      # the shipped mnist5k VAE
@@ -34,11 +37,12 @@ class VAEAugmentor(HardAugmentor):
     noise_dim: size of the per-sample noise vector, broadcast over the latent grid.
     use_latent: condition the head on z (per-image perturbations) besides the noise.
     hidden: channels of the head's two hidden 3x3 convs.
+    spread: starting width of the learned exploration noise on each latent element (0: the identity).
     """
 
     def __init__(self, input_shape, *, vae: str | AutoencoderKL = "default", eps: float | None = None,
-                 noise_dim: int = 16, use_latent: bool = True, hidden: int = 32):
-        super().__init__(input_shape)
+                 noise_dim: int = 16, use_latent: bool = True, hidden: int = 32, spread: float = 1.0):
+        super().__init__(input_shape, spread)
         if len(self.input_shape) != 3:
             raise UserError(f"the vae augmentor needs images (C x H x W); got input shape {self.input_shape}")
         model = freeze(vae) if isinstance(vae, AutoencoderKL) else load_vae(vae)
@@ -76,7 +80,7 @@ class VAEAugmentor(HardAugmentor):
         feats = self.noise(n, self.noise_dim, z)[:, :, None, None].expand(-1, -1, h, w)
         if self.use_latent:
             feats = torch.cat([feats, z / self.scale], 1)
-        return self.eps * torch.tanh(self.head(feats))
+        return self.eps * torch.sin(self.explore(self.head(feats)))
 
     def apply_delta(self, x: Tensor, z: Tensor, delta: Tensor) -> Tensor:
         """x plus the decoded change that `delta` makes to `z`, clamped to [0, 1]."""

@@ -1,0 +1,72 @@
+"""Worlds: a nuisance the teacher learned and the student's training data lacks.
+
+A world fixes four things: the shipped teacher that `--teacher default` loads (trained with the
+nuisance), the OOD suite that tests it (on by default), the oracle (KD told the nuisance, which bounds
+what transfer can reach), and what the student trains on (always the plain data set; `scarce` keeps 50
+digits per class). Each HARD family can express some nuisances and not others, so the honest summary is
+a matrix of worlds x methods with gap closed = (method - KD) / (oracle - KD) (`python -m hard_core matrix`).
+
+>>> world = get_world("rotation")
+>>> world.suite, world.oracle     # ('rotation', {'augment': 'rotation'})
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class World:
+    name: str
+    nuisance: str  # in words, for tables and the lab
+    suite: str  # the OOD suite that measures the transfer ("test" when the world is about in-domain accuracy)
+    strength: float | None  # the suite's strength in this world (None: the suite's default)
+    oracle: dict = field(default_factory=dict)  # config overrides that make the KD oracle
+    families: tuple[str, ...] = ()  # the HARD families that can express the nuisance
+    teacher: str = ""  # suffix of the shipped teacher asset ("" = the data set's plain shipped teacher)
+    teacher_augment: str = ""  # what that teacher was trained with (the `assets` command)
+    train_per_class: int | None = None  # the student's training images per class (None: all)
+    vae: str | None = None  # the shipped VAE that HARD-vae uses by default in this world (None: vae-mnist5k)
+    affine: str = "translate"  # HARD-affine's degrees of freedom in this world's matrix cell
+
+
+WORLDS: dict[str, World] = {w.name: w for w in [
+    World("shift", "digits moved by up to 6 px", "shift", None, {"augment": "shift"}, ("affine",),
+          teacher_augment="shift"),
+    World("rotation", "digits rotated by up to 45 degrees", "rotation", 45, {"augment": "rotation"}, ("affine",),
+          teacher="rotation", teacher_augment="rotation", affine="rotate"),
+    World("polarity", "white-on-black and black-on-white digits", "polarity", 1.0, {"augment": "polarity"},
+          ("colour", "vae"), teacher="polarity", teacher_augment="polarity", vae="vae-mnist5k-polarity"),
+    World("thickness", "strokes a pixel thinner or thicker", "thickness", 1, {"augment": "thickness"}, ("vae",),
+          teacher="thickness", teacher_augment="thickness", vae="vae-mnist5k-thickness"),
+    World("scarce", "only 50 training digits per class", "test", None, {"train_per_class": 400}, ("mix",),
+          teacher_augment="shift", train_per_class=50),
+]}
+
+
+def get_world(name: str) -> World:
+    if name not in WORLDS:
+        raise UserError(f"unknown world '{name}'; choose from: {', '.join(WORLDS)}")
+    return WORLDS[name]
+
+
+METHODS = ("kd", "oracle", "hard-affine", "hard-colour", "hard-mix", "hard-vae")
+
+
+def method_config(world: World, method: str) -> dict:
+    """The config fields that run `method` in `world` (on top of the common data, teacher, student, steps
+    and seed): plain KD, the oracle, or a HARD family at its own defaults.
+
+    >>> method_config(get_world("rotation"), "hard-affine")   # {'world': 'rotation', 'hard': 'affine', 'affine': 'rotate'}
+    """
+    if method not in METHODS:
+        raise UserError(f"unknown method '{method}'; choose from: {', '.join(METHODS)}")
+    cfg = {"world": world.name}
+    if method == "oracle":
+        cfg.update(world.oracle)
+    elif method.startswith("hard-"):
+        cfg["hard"] = method.removeprefix("hard-")
+        if cfg["hard"] == "affine":
+            cfg["affine"] = world.affine
+    return cfg
