@@ -59,8 +59,8 @@ class RunConfig(BaseModel):
     hard: Literal["none", "affine", "colour", "mix", "vae"] = F(
         "none", "learned hard augmentor: affine (spatial transformer) | colour (intensity maps, up to "
         "inversion) | mix (learned mixing) | vae (latent edits)")
-    hard_schedule: Literal["reverse", "alternate"] = F(
-        "reverse", "reverse: one pass, the augmentor behind a gradient reversal; alternate (the paper's): an "
+    hard_schedule: Literal["alternate", "reverse"] = F(
+        "alternate", "reverse: one pass, the augmentor behind a gradient reversal; alternate (the paper's): an "
         "augmentor update, then a student update on fresh augmentations")
     hard_spread: float | None = F(None, "starting width of the augmentor's exploration noise (default: the "
                                   "family's own; 0 starts at the identity)", ge=0, le=4)
@@ -69,7 +69,7 @@ class RunConfig(BaseModel):
     hard_lr: float = F(1e-2, "augmentor learning rate (its own Adam)", gt=0)
     hard_every: int = F(1, "update the augmentor on every k-th student step (amortises its cost)", ge=1)
     hard_share: float = F(0.5, "share of the student's batch that the augmentor augments", gt=0, le=1)
-    affine: str = F("translate", "HARD-affine degrees of freedom and bounds, e.g. 'translate' (25% of the "
+    affine: str = F("translate", "HARD-affine degrees of freedom and bounds, e.g. 'translate' (15% of the "
                     "side), 'rotate' (90 degrees), 'translate:6,rotate:30,scale:0.2,shear:0.2', or 'all'")
     hard_image_input: bool = F(False, "condition the affine augmentor on the image as well as on noise")
     vae: str = F("default", "HARD-vae's AutoencoderKL: 'default' (shipped, built-in digits), a local "

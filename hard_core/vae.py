@@ -133,7 +133,7 @@ def train_vae(cfg: VAETrainConfig = VAETrainConfig(), log: Callable[[str], None]
             opt.step()
             sched.step()
             if step % 100 == 0 or step == cfg.steps:
-                log(f"{VAE_NAME}: step {step}/{cfg.steps}  train mse {mse.item():.4f}  ({time.time() - start:.0f} s)")
+                log(f"vae{' + ' + cfg.augment if cfg.augment else ''}: step {step}/{cfg.steps}  train mse {mse.item():.4f}  ({time.time() - start:.0f} s)")
         seconds = time.time() - start
         vae.eval()
         mean, std = latent_stats(vae, data[40].train.x)

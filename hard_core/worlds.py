@@ -37,7 +37,7 @@ WORLDS: dict[str, World] = {w.name: w for w in [
     World("rotation", "digits rotated by up to 45 degrees", "rotation", 45, {"augment": "rotation"}, ("affine",),
           teacher="rotation", teacher_augment="rotation", affine="rotate"),
     World("polarity", "white-on-black and black-on-white digits", "polarity", 1.0, {"augment": "polarity"},
-          ("colour", "vae"), teacher="polarity", teacher_augment="polarity", vae="vae-mnist5k-polarity"),
+          ("colour",), teacher="polarity", teacher_augment="polarity"),
     World("thickness", "strokes a pixel thinner or thicker", "thickness", 1, {"augment": "thickness"}, ("vae",),
           teacher="thickness", teacher_augment="thickness", vae="vae-mnist5k-thickness"),
     World("scarce", "only 50 training digits per class", "test", None, {"train_per_class": 400}, ("mix",),

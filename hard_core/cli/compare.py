@@ -1,7 +1,9 @@
 """`compare`: one table of the final accuracies of several runs, per suite (in-domain "test" first).
 
 Rows are runs, labelled by their directory name; `--markdown` prints a Markdown table (the README's
-results table is made this way), `--json` one JSON object.
+results table is made this way), `--json` one JSON object. `--reach SUITE` measures convergence instead:
+the first evaluated step at which each run's student reaches the FIRST run's final accuracy on SUITE
+(HARD's claim: fewer steps than plain KD needs; evaluate often, e.g. `--eval-every 10`).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from ..runs import final_metrics
+from ..runs import RunReader, final_metrics
 
 
 def add_parser(sub, name: str) -> None:
@@ -21,6 +23,8 @@ def add_parser(sub, name: str) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
     fmt.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--reach", metavar="SUITE", help="steps each run needs to reach the first run's final "
+                   "accuracy on SUITE (e.g. shift)")
 
 
 def run(args) -> int:
@@ -32,6 +36,8 @@ def run(args) -> int:
         if not metrics["student"]:
             raise UserError(f"{run_dir} has not been evaluated yet")
         rows[run_dir.name] = metrics
+    if args.reach:
+        return _reach(list(map(Path, args.runs)), rows, args.reach)
     if args.json:
         print(json.dumps({name: {"step": m["step"], "acc": m["student"]} for name, m in rows.items()}))
         return 0
@@ -50,3 +56,16 @@ def run(args) -> int:
 
 def _pct(acc: float | None) -> str:
     return "-" if acc is None else f"{100 * acc:.1f}"
+
+
+def _reach(run_dirs: list[Path], rows: dict, suite: str) -> int:
+    first = rows[run_dirs[0].name]
+    if suite not in first["student"]:
+        raise UserError(f"{run_dirs[0]} was not evaluated on suite '{suite}'")
+    target = first["student"][suite]
+    print(f"steps to reach {_pct(target)}% on {suite} (the final accuracy of {run_dirs[0].name}, step {first['step']}):")
+    for run_dir in run_dirs:
+        evals = [e for e in RunReader(run_dir).poll() if e.get("kind") == "eval" and e["model"] == "student"]
+        step = next((e["step"] for e in evals if e["acc"].get(suite, -1.0) >= target), None)
+        print(f"  {run_dir.name}: " + (f"step {step}" if step else f"not reached in {first['step']} steps"))
+    return 0

@@ -23,7 +23,7 @@ from .base import HardAugmentor, register_augmentor
 
 @register_augmentor("mix")
 class MixAugmentor(HardAugmentor):
-    def __init__(self, input_shape, patches: int = 4, max_weight: float = 0.5, noise_dim: int = 16,
+    def __init__(self, input_shape, patches: int = 4, max_weight: float = 1.0, noise_dim: int = 16,
                  hidden: int = 64, spread: float = 1.0):
         super().__init__(input_shape, spread)
         self.one_d = len(input_shape) == 2
