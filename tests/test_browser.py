@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-PAGES = ["Augmentation explorer", "Invariance inspector", "Compare runs", "Learn"]
+PAGES = ["Augmentation explorer", "Invariance inspector", "Compare runs", "Matrix", "Learn"]
 
 
 def free_port() -> int:

@@ -93,3 +93,14 @@ def test_help_lists_commands_and_flags():
     top = subprocess.run([sys.executable, "-m", "hard_core", "--help"], capture_output=True, text=True).stdout
     for cmd in ("train", "pretrain", "eval", "tstddev"):
         assert cmd in top
+
+
+def test_bench_compares_variants_at_equal_images_per_step(capsys):
+    import json
+
+    assert main(["bench", "--variants", "kd,hard-affine,hard-colour", "--rounds", "1", "--steps", "2",
+                 "--batch-size", "32", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(out["ratio_to_kd"]) == {"hard-affine", "hard-colour"} and all(v > 0 for v in out["ratio_to_kd"].values())
+    for name, ms in out["ms_per_step"].items():  # images/s is the batch over the time per step
+        assert out["images_per_s"][name] == pytest.approx(32 / (ms / 1000), rel=0.01)

@@ -149,6 +149,15 @@ def test_invariance_figure_1d_is_two_lines():
     assert list(fig.data[0].x)[:2] == [-8, -7] and "shift" in fig.layout.xaxis.title.text
 
 
+def test_hardness_figure_for_hard_runs_only():
+    events = [{**e, "extra": {**e["extra"], "hardness": 1.0 + e["step"] / 100}} for e in step_events(300)]
+    fig = figures.hardness_figure(events)
+    assert [t.name for t in fig.data] == ["hardness"] and len(fig.data[0].x) <= figures.MAX_POINTS
+    assert fig.data[0].y[-1] == 4.0 and fig.layout.shapes[0].y0 == 1.0  # the "as hard as clean" line
+    assert_framed(fig)
+    assert figures.hardness_figure(step_events(30, hard=False)) is None
+
+
 def test_params_figure_per_augmentor():
     g = torch.Generator().manual_seed(0)
     affine = {"param.tx": torch.randn(64, generator=g), "param.ty": torch.randn(64, generator=g),

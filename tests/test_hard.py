@@ -150,7 +150,8 @@ def test_augmentor_steps_raise_the_disagreement(name, lr):
 # (world, HARD config, steps, how far HARD must beat KD on the world's suite): short, seeded runs
 LEARNING = [("shift", {"hard": "affine"}, 300, 0.25),
             ("rotation", {"hard": "affine", "affine": "rotate"}, 300, 0.05),
-            ("polarity", {"hard": "colour"}, 300, 0.25)]
+            ("polarity", {"hard": "colour"}, 300, 0.25),
+            ("scarce", {"hard": "mix"}, 600, 0.005)]  # scarce: the suite is in-domain test accuracy
 
 
 @pytest.mark.slow
@@ -160,7 +161,8 @@ def test_a_short_hard_run_beats_kd_on_its_world(world, hard, steps, margin, tmp_
 
     w = get_world(world)
     common = dict(dataset="mnist5k", canvas=40, teacher="default", student="mlp", world=world, steps=steps,
-                  eval_every=steps, suites=f"{w.suite}:{w.strength or 6}", seed=0, snapshot_every=steps,
+                  eval_every=steps, suites="none" if w.suite == "test" else f"{w.suite}:{w.strength or 6}",
+                  seed=0, snapshot_every=steps,
                   probe_every=steps)
     run_to_dir(RunConfig(**common), tmp_path / "kd")
     run_to_dir(RunConfig(**hard, **common), tmp_path / "hard")
@@ -229,11 +231,11 @@ def kd_student(tmp_path_factory):
     return out / "student.safetensors"
 
 
-@pytest.mark.parametrize("family,world", [("affine", "shift"), ("colour", "polarity"), ("mix", "scarce"),
-                                          ("vae", "thickness")])
+@pytest.mark.parametrize("family,world,lam", [("affine", "shift", 1.0), ("colour", "polarity", 1.0),
+                                              ("mix", "scarce", 0.1), ("vae", "thickness", 1.0)])
 @pytest.mark.parametrize("schedule", ["reverse", "alternate"])
-def test_augmentor_updates_raise_the_hardness(family, world, schedule, kd_student):
-    """With lambda = 1 (the consistency term's sign counts too) and the student held still (lr 0), a few
+def test_augmentor_updates_raise_the_hardness(family, world, lam, schedule, kd_student):
+    """With lambda > 0 (the consistency term's sign counts too) and the student held still (lr 0), a few
     real HARD steps on one fixed batch make the augmentor's samples harder for a KD-trained student."""
     import torch.nn.functional as F
 
@@ -247,7 +249,7 @@ def test_augmentor_updates_raise_the_hardness(family, world, schedule, kd_studen
         group["lr"] = 0.0
     x, y = s.train.get(torch.arange(64))
     y = F.one_hot(y, 10).float()
-    knobs = dict(lr=0.0, temperature=4.0, alpha=1.0, hard_lambda=1.0)
+    knobs = dict(lr=0.0, temperature=4.0, alpha=1.0, hard_lambda=lam)
 
     def hardness():
         torch.manual_seed(7)

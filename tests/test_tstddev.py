@@ -10,7 +10,7 @@ from torch import nn
 from hard_core.augment import AUGMENTATIONS, build_augment
 from hard_core.cli import main
 from hard_core.probes import batch_indices, rank_augmentations, t_stddev
-from hard_core.probes.validate import average_ranks, pearson, spearman
+from hard_core.runs.validate import average_ranks, pearson, spearman
 
 K = 3
 
@@ -164,8 +164,9 @@ def test_validate_trains_scores_correlates_and_reuses(capsys, tmp_path):
     assert code == 0, err
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result == json.loads((out / "validate.json").read_text())
-    assert {"views", "steps", "seeds", "rows", "spearman", "pearson", "runs"} <= set(result)
-    assert result["views"] == "original+augmented" and result["runs"]["trained"] == 2
+    assert {"views", "steps", "seeds", "rows", "spearman", "pearson", "runs", "t_stddev"} <= set(result)
+    assert result["views"] == "original+augmented" and result["runs"]["trained"] == 2 and result["complete"]
+    assert set(result["t_stddev"]) == {"none", "shift"}
     assert {r["augment"] for r in result["rows"]} == {"none", "shift"}
     for row in result["rows"]:
         assert {"t_stddev", "test_loss_mean", "test_loss_std", "test_acc_mean"} <= set(row)
@@ -174,6 +175,12 @@ def test_validate_trains_scores_correlates_and_reuses(capsys, tmp_path):
     assert "Spearman" in stdout and (out / "shift-s0" / "student.safetensors").is_file()
     code, stdout, err = cli(capsys, *TINY, "--seeds", "1", "--out", str(out), "--json")
     assert code == 0 and json.loads(stdout.strip().splitlines()[-1])["runs"]["reused"] == 2, err
+    status = json.loads((out / "none-s0" / "status.json").read_text())
+    (out / "none-s0" / "status.json").write_text(json.dumps({**status, "state": "stopped"}))
+    (out / "shift-s0" / "student.safetensors").unlink()  # as if killed before its first checkpoint
+    code, stdout, err = cli(capsys, *TINY, "--seeds", "1", "--out", str(out), "--json")
+    runs = json.loads(stdout.strip().splitlines()[-1])["runs"]
+    assert code == 0 and runs == {"reused": 0, "resumed": 1, "trained": 1}, err
     code, _, err = cli(capsys, *TINY, "--seeds", "1", "--steps", "11", "--out", str(out))
     assert code == 2 and "another config" in err
 

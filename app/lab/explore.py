@@ -140,14 +140,14 @@ def rank(label: str, teacher_spec: str = "default", batches: int = 20, batch_siz
     """T. stddev of every standard augmentation that applies, for this teacher, lowest first.
 
     Same settings as `python -m hard_core tstddev`: training images and labels, the shift suite's
-    strength for "shift", CutMixPick with its teacher-entropy criterion. About 30 s for the CNN teacher
-    on 40x40 digits on 2 CPU cores (20 batches of 128, 9 augmentations).
+    strength for "shift", CutMixPick with its teacher-entropy criterion, and paper 2's views (each batch's
+    mean over the originals plus their augmented views: what the student learns from under KD + DA).
     """
     ds = dataset(label)
     x, y = ds.train.get(slice(None))
     shift = int(default_suites(ds).get("shift", 4))
     return rank_augmentations(teacher(label, teacher_spec), x, num_classes=ds.num_classes, max_shift=shift,
-                              batches=batches, batch_size=batch_size, seed=seed, y=y)
+                              batches=batches, batch_size=batch_size, seed=seed, y=y, views="original+augmented")
 
 
 TSTDDEV_TEXT = (

@@ -74,6 +74,22 @@ def loss_figure(events: list[dict]) -> go.Figure:
     return _layout(fig, "Loss" + (" and HARD's game" if extras else ""), "loss")
 
 
+def hardness_figure(events: list[dict]) -> go.Figure | None:
+    """HARD's hardness vs step: KL(T || S) on the augmented images over KL(T || S) on the same images clean,
+    with the line at 1 (no harder than the data). None for runs without an augmentor."""
+    steps = downsample([e for e in events if e.get("kind") == "step" and "hardness" in (e.get("extra") or {})])
+    if not steps:
+        return None
+    fig = go.Figure(go.Scatter(x=[e["step"] for e in steps], y=[e["extra"]["hardness"] for e in steps],
+                               name="hardness", mode="lines", line=dict(color=PALETTE[1], width=2)))
+    fig.add_hline(y=1.0, line=dict(color="grey", dash="dash"), annotation_text="as hard as the clean images",
+                  annotation_position="bottom right")
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="KL on augmented / KL on clean", rangemode="tozero")
+    return _layout(fig, "Hardness: how much more the student disagrees on what the augmentor made", "hardness",
+                   height=260)
+
+
 def accuracy_figure(events: list[dict]) -> go.Figure:
     """Student accuracy per test suite vs step ("test" in bold); the teacher's accuracy on each suite as a
     dashed horizontal reference line in the same colour."""
@@ -155,7 +171,8 @@ def params_figure(snapshot: dict) -> go.Figure | None:
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.08)
     units = {"tx": "tx (pixels)", "ty": "ty (pixels)", "rotate": "rotation (degrees)", "scale": "zoom − 1 (+ = larger)",
              "shear": "shear", "weight": "mixing weight of the partner", "latent_norm": "‖latent edit‖",
-             "pixel_change": "mean |pixel change|"}
+             "pixel_change": "mean |pixel change|", "gain": "gain (white − black; −1 = inverted)",
+             "bias": "bias (where black goes)"}
     for i, name in enumerate(panels, start=1):
         if name == "translation":
             fig.add_trace(go.Scatter(x=params["tx"], y=params["ty"], mode="markers", name="(tx, ty)",

@@ -11,12 +11,14 @@ from pydantic import ValidationError
 
 from hard_core.augment import AUGMENTATIONS
 from hard_core.config import RunConfig
+from hard_core.worlds import WORLDS
 
 from . import figures
 from .explore import DATASETS  # label -> (dataset, canvas): the same choices on every page
 
 STUDENTS = ["mlp", "small-cnn", "cnn"]
 HARD = {"affine": "HARD-affine: learned shifts, rotations, zooms, shears",
+        "colour": "HARD-colour: learned intensity maps, up to inversion",
         "mix": "HARD-mix: learned mixing of image pairs", "vae": "HARD-vae: learned edits in a VAE's latent",
         "none": "none: plain KD"}
 DOFS = ["translate", "rotate", "scale", "shear"]
@@ -68,8 +70,11 @@ def run_form(teachers: dict[str, str]) -> RunConfig | None:
     label = st.selectbox("Dataset", list(DATASETS), key="f_dataset", help="built in, offline")
     values["dataset"], values["canvas"] = DATASETS[label]
     slots["dataset"] = slots["canvas"] = st.empty()
+    field("world", st.selectbox("World", list(WORLDS), key="f_world", format_func=lambda w: f"{w}: {WORLDS[w].nuisance}",
+                                help="the nuisance the teacher learned and the student's data lacks: picks the "
+                                     "shipped teacher and the OOD suite that tests the transfer"))
     teacher = st.selectbox("Teacher", list(teachers), key="f_teacher",
-                           help="the shipped CNN (trained with random shifts), or a finished pretrain run")
+                           help="the world's shipped CNN (trained with its nuisance), or a finished pretrain run")
     values["teacher"] = teachers[teacher]
     slots["teacher"] = st.empty()
     field("student", st.selectbox("Student", STUDENTS, key="f_student"))

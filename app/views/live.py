@@ -99,6 +99,9 @@ def show(view: RunView) -> None:
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.loss_figure(view.events), key="loss")
     c2.plotly_chart(figures.accuracy_figure(view.events), key="accuracy")
+    hardness = figures.hardness_figure(view.events)
+    if hardness is not None:
+        st.plotly_chart(hardness, key="hardness")
     snaps = view.snapshot_events()
     if not snaps:
         st.caption("Waiting for the first images…")

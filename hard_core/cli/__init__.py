@@ -1,4 +1,4 @@
-"""`python -m hard_core`: train | pretrain | eval | tstddev | probe | compare | assets | bench.
+"""`python -m hard_core`: train | pretrain | eval | tstddev | probe | compare | matrix | assets | bench.
 
 User errors (bad flags, missing or corrupt files, shape mismatches, a diverged loss, offline
 downloads) print one line and exit with code 2; anything else is a bug and keeps its traceback.

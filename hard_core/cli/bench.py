@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from ..config import RunConfig
+from ..errors import UserError
 from ..train.loop import EpochSampler
 from ..train.setup import build_session
 from ..train.step import distil_step
 
 VARIANTS = {"kd": {}, "hard-affine": {"hard": "affine"},
-            "hard-affine-alternate": {"hard": "affine", "hard_schedule": "alternate"},
+            "hard-affine-reverse": {"hard": "affine", "hard_schedule": "reverse"},
             "hard-colour": {"hard": "colour"}, "hard-mix": {"hard": "mix"}, "hard-vae": {"hard": "vae"}}
 
 
@@ -40,20 +41,22 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--steps", type=int, default=10, help="steps per variant per round [default: 10]")
     p.add_argument("--device", default="auto")
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
+    p.add_argument("--hard-every", type=int, default=1, metavar="K",
+                   help="the HARD variants update their augmentor every K-th step [default: 1]")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
 
 
 def run(args) -> int:
     names = [v.strip() for v in args.variants.split(",")]
+    if args.hard_every < 1:
+        raise UserError("--hard-every must be at least 1")
     sessions = {}
     for name in names:
         if name not in VARIANTS:
-            from ..errors import UserError
-
             raise UserError(f"unknown variant '{name}'; choose from: {', '.join(VARIANTS)}")
         cfg = RunConfig(dataset=args.dataset, canvas=args.canvas, teacher=args.teacher, student=args.student,
                         batch_size=args.batch_size, device=args.device, suites="none", steps=10**6,
-                        **VARIANTS[name])
+                        hard_every=args.hard_every, **VARIANTS[name])
         sessions[name] = build_session(cfg)
     any_s = next(iter(sessions.values()))
     sampler = EpochSampler(len(any_s.train), args.batch_size, 0, any_s.device)
@@ -73,8 +76,9 @@ def run(args) -> int:
                 times[name].append((time.perf_counter() - t0) / args.steps * 1000)
     ms = {n: statistics.median(t) for n, t in times.items()}
     base = ms.get("kd")
-    print(f"{args.dataset} canvas {args.canvas}, batch {args.batch_size}, {args.student} student, "
-          f"{any_s.device.type}, {torch.get_num_threads()} threads; median of {args.rounds} rounds x {args.steps} steps")
+    print(f"{args.dataset} canvas {args.canvas}, batch {args.batch_size} distinct images per step, {args.student} "
+          f"student, augmentor update every {args.hard_every} step(s), {any_s.device.type}, "
+          f"{torch.get_num_threads()} threads; median of {args.rounds} rounds x {args.steps} steps")
     per_s = {n: args.batch_size / (v / 1000) for n, v in ms.items()}
     print(f"{'variant':22s} {'ms/step':>8s} {'images/s':>9s} {'x KD':>6s}")
     for n, v in ms.items():

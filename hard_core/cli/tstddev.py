@@ -15,11 +15,10 @@ import json
 import time
 
 from ..augment import AUGMENTATIONS
-from ..checkpoint import write_json
 from ..config import RunConfig, validate as validate_config
 from ..errors import UserError
 from ..probes.tstddev import VIEWS
-from ..probes.validate import score_augmentations, validate
+from ..runs.validate import score_augmentations, validate
 from .flags import add_config_flags
 
 DATA = ("world", "dataset", "canvas", "data_root", "image_size", "teacher", "seed", "device", "batch_size",
@@ -81,7 +80,6 @@ def run(args) -> int:
 def run_validation(args, cfg: RunConfig, names: list[str] | None) -> int:
     out = args.out or f"runs/tstddev-validate-{time.strftime('%Y%m%d-%H%M%S')}"
     result = validate(cfg, names, args.seeds, out, steps=args.steps, views=args.views, batches=args.batches)
-    write_json(f"{out}/validate.json", result)
     print(f"T. stddev vs student test loss: {len(result['rows'])} augmentations x {args.seeds} seeds, "
           f"{args.steps} steps, {cfg.student} student, views {args.views} ({result['runs']['reused']} runs reused)")
     print(f"{'augmentation':14s} {'T. stddev':>10} {'test loss (mean +- std)':>24} {'test acc':>9}")

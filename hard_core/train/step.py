@@ -103,6 +103,12 @@ def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure
                                  knobs["hard_lambda"])
         else:
             loss = kd = kd_loss(s_logits, torch.cat([t_clean, t_aug]), y, temperature, knobs["alpha"])
+        extra = {}
+        if measure:  # the game in numbers, with the student as it was on this batch (before its update)
+            with torch.no_grad():
+                t_src = s.teacher(src) if t_src is None else t_src
+                extra = game_metrics(t_src, s.student(src), t_aug, s_logits[c:], temperature)
+            extra["spread"] = s.augmentor.spread.detach().clone()
     s.optimizer.zero_grad(set_to_none=True)
     if single:
         s.augmentor_optimizer.zero_grad(set_to_none=True)
@@ -111,12 +117,6 @@ def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure
     if single:
         s.augmentor_optimizer.step()
         s.augmentor.project_()
-    extra = {}
-    if measure:
-        with torch.no_grad(), s.autocast:
-            t_src = s.teacher(src) if t_src is None else t_src
-            extra = game_metrics(t_src, s.student(src), t_aug, s_logits[c:], temperature)
-        extra["spread"] = s.augmentor.spread.detach()
     # for display, pair each source image with its augmented version and the models' outputs on it
     return StepResult(kd.detach(), src, x_aug.detach(), y[c:], t_aug.detach(), s_logits[c:].detach(),
                       {k: v.detach() for k, v in params.items()}, extra)

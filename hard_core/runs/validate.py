@@ -25,14 +25,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..checkpoint import write_json
 from ..config import RunConfig, validate as validate_config
 from ..data import Split, default_suites
 from ..errors import UserError
-from ..runs import load_student, run_to_dir
-from ..runs.reader import read_json
+from ..probes.tstddev import Views, rank_augmentations
 from ..train import dataset_for, pick_device
 from ..train.setup import load_teacher, train_split
-from .tstddev import Views, rank_augmentations
+from .execute import run_to_dir
+from .reader import load_student, read_json
 
 # Fields that may differ between a saved run and a rerun without making it a different experiment.
 _IGNORED = ("device", "threads")
@@ -124,7 +125,8 @@ def score_augmentations(cfg: RunConfig, names: Sequence[str] | None, *, views: V
 
 def validate(base: RunConfig, names: Sequence[str] | None, seeds: int, out: str | Path, *, steps: int = 600,
              views: Views = "original+augmented", batches: int = 20, progress: bool = True) -> dict:
-    """Score and train every augmentation in `names` (None: all that apply); the result as a JSON-able dict.
+    """Score and train every augmentation in `names` (None: all that apply); the result as a JSON-able dict,
+    also written to `out`/validate.json (atomically) after the scoring and after each augmentation's students.
 
     Students use seeds base.seed, base.seed + 1, ...; T. stddev uses base.seed (the same image batches for
     every augmentation). Rows are sorted by T. stddev, ascending.
@@ -140,6 +142,11 @@ def validate(base: RunConfig, names: Sequence[str] | None, seeds: int, out: str 
         raise UserError("--validate needs at least 2 augmentations to correlate T. stddev with test loss")
     out, seed_list = Path(out), [base.seed + i for i in range(seeds)]
     rows, counts = [], {"reused": 0, "resumed": 0, "trained": 0}
+    setting = {"dataset": base.dataset, "canvas": base.canvas, "teacher": base.teacher, "world": base.world,
+               "student": base.student, "views": views, "steps": steps, "seeds": seed_list, "batches": batches,
+               "batch_size": base.batch_size, "runs": counts}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "validate.json", summary(rows, scores, complete=False, **setting))
     with tqdm(total=len(scores) * seeds, unit="run", file=sys.stderr, disable=not progress,
               dynamic_ncols=True) as bar:
         for name, score in scores:
@@ -155,8 +162,14 @@ def validate(base: RunConfig, names: Sequence[str] | None, seeds: int, out: str 
             rows.append({"augment": name, "t_stddev": score, "test_loss_mean": float(np.mean(losses)),
                          "test_loss_std": float(np.std(losses, ddof=1)) if seeds > 1 else None,
                          "test_acc_mean": float(np.mean(accs)), "test_loss": losses, "test_acc": accs})
+            result = summary(rows, scores, complete=len(rows) == len(scores), **setting)
+            write_json(out / "validate.json", result)  # after every augmentation: a stopped run still tells
+    return result
+
+
+def summary(rows: list[dict], scores: list[tuple[str, float]], complete: bool, **setting) -> dict:
+    """The JSON result: the setting, every T. stddev, the rows trained so far and their correlations."""
     t, loss = [r["t_stddev"] for r in rows], [r["test_loss_mean"] for r in rows]
-    return {"dataset": base.dataset, "canvas": base.canvas, "teacher": base.teacher, "world": base.world,
-            "student": base.student, "views": views, "steps": steps, "seeds": seed_list, "batches": batches,
-            "batch_size": base.batch_size, "runs": counts, "rows": rows,
-            "spearman": spearman(t, loss), "pearson": pearson(t, loss)}
+    return {**setting, "complete": complete, "t_stddev": dict(scores), "rows": rows,
+            "spearman": spearman(t, loss) if len(rows) > 1 else None,
+            "pearson": pearson(t, loss) if len(rows) > 1 else None}
