@@ -10,7 +10,10 @@ from hard_core.config import RunConfig
 from hard_core.errors import UserError
 from hard_core.train import accuracy, dataset_for
 
+from hard_core.worlds import WORLDS
+
 CARDS = sorted(ASSETS.glob("teacher-*.json"))
+VAE_CARDS = sorted(ASSETS.glob("vae-*.json"))
 
 
 def test_every_built_in_dataset_has_a_shipped_teacher():
@@ -26,7 +29,7 @@ def test_shipped_teacher_matches_its_card(card_path):
     teacher = load_model(weights)
     assert list(teacher.input_shape) == card["input_shape"]
     assert teacher.spec["model"] == card["architecture"]
-    assert shipped_teacher(card["dataset"], card["canvas"]) == weights
+    assert shipped_teacher(card["dataset"], card["canvas"], WORLDS[card.get("world", "shift")].teacher) == weights
     dataset = dataset_for(RunConfig(dataset=card["dataset"], canvas=card["canvas"]))
     acc, _, _ = accuracy(teacher, {"test": dataset.test})
     assert acc["test"] == pytest.approx(card["test_accuracy"], abs=0.002)
@@ -39,17 +42,18 @@ def test_missing_shipped_teacher_says_what_exists():
         shipped_teacher("mnist5k", 36)
 
 
-def test_shipped_vae_card_matches_its_file():
-    """The VAE asset is small, its card says what it is and how it was made, and the card's config is the
+@pytest.mark.parametrize("card_path", VAE_CARDS, ids=[p.stem for p in VAE_CARDS])
+def test_shipped_vae_card_matches_its_file(card_path):
+    """A VAE asset is small, its card says what it is and how it was made, and the card's config is the
     config stored in the safetensors metadata (the one `load_vae` builds from)."""
     from safetensors import safe_open
 
-    weights = ASSETS / "vae-mnist5k.safetensors"
+    weights = card_path.with_suffix(".safetensors")
     card = json.loads(weights.with_suffix(".json").read_text())
     assert weights.stat().st_size <= 2_000_000
     assert card["dataset"] == "mnist5k" and card["canvas"] == 40 and card["kind"] == "vae"
     assert "AutoencoderKL" in card["architecture"] and card["latent_shape"] == [4, 10, 10]
-    assert card["command"] == "python -m hard_core assets --only vae-mnist5k"
+    assert card["command"] == f"python -m hard_core assets --only {card_path.stem}"
     assert set(card["test_mse"]) == {"40", "28"} and 0 < card["test_mse"]["40"] < card["test_mse"]["28"] < 0.01
     with safe_open(str(weights), framework="pt") as f:
         assert json.loads(f.metadata()["config"]) == card["config"]

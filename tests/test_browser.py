@@ -101,7 +101,8 @@ def test_start_shows_augmented_images_and_curves_in_chromium(lab, tmp_path):
             assert (tmp_path / "live.png").stat().st_size > 10_000
             (run_dir,) = [d for d in runs.iterdir() if (d / "events.jsonl").is_file()]
             assert any(json.loads(line)["kind"] == "snapshot" for line in (run_dir / "events.jsonl").open())
-            page.get_by_role("button", name="Stop").click()
+            # the app's Stop, not Streamlit's own header "Stop" that shows while a script reruns
+            page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
             for name in PAGES:
                 page.get_by_role("link", name=name).first.click()
                 page.get_by_role("heading").first.wait_for(timeout=60_000)

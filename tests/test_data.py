@@ -78,7 +78,7 @@ def test_mnist1d_shapes_range_determinism():
 # ---------------------------------------------------------------- suites
 def test_default_and_parse_suites(mnist40):
     assert default_suites(mnist40) == {"shift": 6, "rotation": 30, "scale": 0.25, "noise": 0.2, "blur": 1.0,
-                                       "contrast": 0.4, "elastic": 30}
+                                       "contrast": 0.4, "elastic": 30, "polarity": 1.0, "thickness": 1}
     assert default_suites(toy(torch.zeros(1, 1, 28, 28), canvas=28))["shift"] == 3  # round(0.12 * 28)
     assert default_suites(toy(torch.zeros(1, 1, 32, 32), canvas=32, native=28))["shift"] == 2  # at least 2
     assert default_suites(toy(torch.zeros(1, 1, 40))) == {"shift": 8}
@@ -86,7 +86,8 @@ def test_default_and_parse_suites(mnist40):
     assert parse_suites("none") == {} and parse_suites("") == {} and parse_suites(None) == {}
     assert parse_suites("shift,noise:0.1", defaults={"shift": 4}) == {"shift": 4.0, "noise": 0.1}
     for bad, msg in [("warp:3", "unknown suite"), ("shift:abc", "not a number"), ("shift", "needs a strength"),
-                     ("shift:2.5", "integer"), ("contrast:2", r"\[0, 1\]"), ("noise:1,noise:2", "twice")]:
+                     ("shift:2.5", "integer"), ("contrast:2", r"\[0, 1\]"), ("noise:1,noise:2", "twice"),
+                     ("thickness:1.5", "integer"), ("polarity:2", r"\[0, 1\]")]:
         with pytest.raises(UserError, match=msg):
             parse_suites(bad)
 
@@ -101,7 +102,7 @@ def test_suites_deterministic_labels_range(mnist40):
         assert split.x.shape == small.test.x.shape and split.x.dtype == torch.float32
         assert torch.equal(split.y, small.test.y)
         assert torch.equal(split.x, b[name].x), name
-        assert not torch.equal(split.x, c[name].x) or name == "blur", name  # blur has no randomness
+        assert not torch.equal(split.x, c[name].x) or name in ("blur", "polarity", "thickness"), name  # no randomness
         assert not torch.equal(split.x, small.test.x), name
         assert split.x.min() >= 0 and split.x.max() <= 1, name
     # each suite has its own stream: asking for one alone gives the same tensors

@@ -59,9 +59,9 @@ def test_latent_shapes_and_padding(vae, data):
     assert out.shape == (16, 1, 38, 38) and (out.clamp(0, 1) - x38).pow(2).mean() < 0.003
 
 
-def test_vae_augmentor_is_the_identity_at_init(data):
+def test_vae_augmentor_is_the_identity_with_spread_zero(data):
     torch.manual_seed(0)
-    aug = build_augmentor("vae", input_shape=(1, 40, 40))
+    aug = build_augmentor("vae", input_shape=(1, 40, 40), spread=0.0)
     x = data[40].x[:8]
     x_aug, params = aug(x)
     assert torch.equal(x_aug, x)
@@ -87,8 +87,8 @@ def test_vae_augmentor_output_stays_in_range_and_delta_is_bounded(data):
 def test_vae_augmentor_checkpoints_hold_only_the_head_and_to_moves_the_vae():
     aug = VAEAugmentor((1, 40, 40))
     keys = list(aug.state_dict())
-    assert keys and all(k.startswith("head.") for k in keys)
-    assert sum(p.numel() for p in aug.parameters()) == sum(p.numel() for p in aug.head.parameters())
+    assert keys and all(k.startswith("head.") or k == "spread" for k in keys)  # the head and its spread
+    assert sum(p.numel() for p in aug.parameters()) == sum(p.numel() for p in aug.head.parameters()) + 1
     assert sum(p.numel() for p in aug.parameters()) < 0.2 * CARD["parameters"]
     aug.train()
     assert aug.training and not aug.vae.training  # the frozen VAE never trains
