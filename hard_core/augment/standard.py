@@ -181,8 +181,8 @@ class Thickness(Augment):
 # thread, ms per batch (whole batch at once / one call per sample / groups of 8):
 #   flip-crop 0.2 / 4.4 / 0.6,  randaugment 2.8 / 12.6 / 2.2,  autoaugment 0.5 / 10.0 / 1.9,
 #   cutout 0.07 / 4.2 / 0.6.
-# A KD step of the toy (CNN teacher, MLP student, batch 128) costs ~47 ms on 2 cores (MISSION.md: 600 steps
-# in 28 s), so per-sample costs 10-25% extra at worst; we take it (group_size=1) for full diversity.
+# A KD step of the toy (CNN teacher, MLP student, batch 128) costs ~47 ms on 2 cores (a first prototype:
+# 600 steps in 28 s), so per-sample costs 10-25% extra at worst; we take it (group_size=1) for full diversity.
 # PerSample(..., group_size=8) is the cheaper choice for large batches.
 class PerSample(Augment):
     """Applies a torchvision v2 transform with fresh random parameters per sample (or per group).
