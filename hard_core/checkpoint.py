@@ -1,9 +1,11 @@
 """Checkpoints as safetensors plus JSON: nothing here unpickles anything.
 
-A model file holds its weights and, in the safetensors metadata, the JSON `spec` that rebuilds the
-architecture (`hard_core.models.build_model`). Optimizer state is flattened to tensors plus JSON.
-Every write goes to a temporary file first and is then renamed into place, so a reader never sees a
-half-written checkpoint.
+A model file (`save_model`: a teacher, a shipped asset) holds its weights and, in the safetensors
+metadata, the JSON `spec` that rebuilds the architecture (`hard_core.models.build_model`). A run
+checkpoint (`save_checkpoint`) is one file with every module and optimizer of a run (student, optimizer,
+HARD augmentor and its optimizer) and the step, under name prefixes ("student/...", "optimizer/..."),
+so its parts always come from the same step. Every write goes to a temporary file that is then renamed
+into place; loading checks shapes and refuses NaN or infinite weights.
 """
 from __future__ import annotations
 
@@ -13,16 +15,18 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
 
 from .errors import UserError
 from .models import build_model
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)`, then rename the temporary file onto `path`."""
+def atomic_write(path: Path, write, durable: bool = False) -> None:
+    """Call `write(tmp_path)`, then rename the temporary file onto `path`: readers see the old file or the
+    new one, never a mix. `durable` also flushes the file and the rename to disk (for checkpoints, so a
+    power cut cannot leave a renamed but empty file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -30,10 +34,22 @@ def atomic_write(path: Path, write) -> None:
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; readers may be other users (e.g. a dashboard)
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, path)
+        if durable:
+            _fsync(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, data) -> None:
@@ -42,9 +58,13 @@ def write_json(path: Path, data) -> None:
 
 def save_model(path: Path, model: nn.Module, extra: dict | None = None) -> None:
     """Save weights plus `model.spec` (and any `extra` JSON, e.g. accuracy) as one safetensors file."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"spec": json.dumps(model.spec), "extra": json.dumps(extra or {})}
+    tensors = _module_tensors(model)
     atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def _module_tensors(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
 
 
 def _read(path: Path) -> tuple[dict, dict]:
@@ -52,47 +72,73 @@ def _read(path: Path) -> tuple[dict, dict]:
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise UserError(f"corrupt checkpoint {path}: {str(e).splitlines()[0]}") from None
     return tensors, meta
 
 
-def read_model_spec(path: Path) -> dict:
-    _, meta = _read(path)
-    return _spec(path, meta)
-
-
-def _spec(path, meta) -> dict:
+def _json(path, meta: dict, key: str, kind=dict):
+    """A JSON value from the metadata, of type `kind`, or one line saying what the file is not."""
     try:
-        return json.loads(meta["spec"])
-    except (KeyError, json.JSONDecodeError):
-        raise UserError(f"{path} is not a hard_core model checkpoint (no architecture spec)") from None
+        value = json.loads(meta[key])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        value = None
+    if not isinstance(value, kind):
+        raise UserError(f"{path} is not a hard_core checkpoint (its '{key}' metadata is missing or malformed)")
+    return value
+
+
+def _part(tensors: dict, name: str) -> dict:
+    prefix = name + "/"
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _model_file(path: Path, part: str = "student") -> tuple[dict, dict, dict]:
+    """(spec, weights, extra) of a model file, or of one module of a run checkpoint (`part`)."""
+    tensors, meta = _read(path)
+    if meta.get("format") == FORMAT:
+        layout = _json(path, meta, "parts")
+        if not isinstance(layout.get(part), dict) or "spec" not in layout[part]:
+            raise UserError(f"{path} holds no {part}")
+        spec, tensors, extra = layout[part]["spec"], _part(tensors, part), _json(path, meta, "extra")
+    else:
+        spec, extra = _json(path, meta, "spec"), json.loads(meta.get("extra", "{}") or "{}")
+    if not isinstance(spec, dict):
+        raise UserError(f"{path} is not a hard_core model checkpoint (its spec is not an object)")
+    return spec, tensors, extra if isinstance(extra, dict) else {}
+
+
+def read_model_spec(path: Path, part: str = "student") -> dict:
+    return _model_file(path, part)[0]
 
 
 def load_model(path: Path, device="cpu") -> nn.Module:
-    """Rebuild the architecture from the file's spec and load its weights, in eval mode."""
-    tensors, meta = _read(path)
-    spec = _spec(path, meta)
-    model = build_model(spec["model"], input_shape=spec["input_shape"], num_classes=spec["num_classes"],
-                        mean=spec.get("mean"), std=spec.get("std"))
+    """Rebuild the architecture from the file's spec and load its weights, in eval mode. `path` is a model
+    file (`save_model`) or a run checkpoint (`save_checkpoint`, whose student is loaded)."""
+    spec, tensors, _ = _model_file(path)
+    missing = [k for k in ("model", "input_shape", "num_classes") if k not in spec]
+    if missing:
+        raise UserError(f"{path} is not a hard_core model checkpoint (its spec lacks {', '.join(missing)})")
+    try:
+        model = build_model(spec["model"], input_shape=spec["input_shape"], num_classes=spec["num_classes"],
+                            mean=spec.get("mean"), std=spec.get("std"))
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: its spec does not build a model ({e})".splitlines()[0]) from None
     load_weights(model, tensors, path)
     return model.to(device).eval()
 
 
-def load_into(model: nn.Module, path: Path) -> nn.Module:
-    """Load a safetensors file's weights into an existing model (strict, shape-checked)."""
-    tensors, _ = _read(path)
-    load_weights(model, tensors, path)
+def load_into(model: nn.Module, path: Path, part: str = "student") -> nn.Module:
+    """Load a file's weights into an existing model (strict, shape-checked, finite)."""
+    load_weights(model, _model_file(path, part)[1], path)
     return model
 
 
 def load_weights(model: nn.Module, tensors: dict, path) -> None:
-    """Strict load with a one-line error naming the first mismatch."""
+    """Strict load with a one-line error naming the first mismatch, or the first non-finite weight."""
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
@@ -103,11 +149,81 @@ def load_weights(model: nn.Module, tensors: dict, path) -> None:
         if own[k].shape != v.shape:
             raise UserError(f"{path} does not match the model: '{k}' has shape {tuple(v.shape)}, "
                             f"expected {tuple(own[k].shape)}")
+    check_finite(tensors, path)
     model.load_state_dict(tensors)
 
 
-def save_optimizer(path: Path, optimizer: torch.optim.Optimizer, extra: dict | None = None) -> None:
-    """Flatten `optimizer.state_dict()`: tensors go to safetensors, the rest to JSON metadata."""
+def check_finite(tensors: dict[str, Tensor], path) -> None:
+    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in tensors.items() if v.is_floating_point()}
+    bad = {k: n for k, n in bad.items() if n}
+    if bad:
+        first = next(iter(bad))
+        raise UserError(f"{path} is corrupt: {sum(bad.values())} weights are NaN or infinite (first in '{first}')")
+
+
+# ---- the run checkpoint: every module and optimizer of a run, and its step, in ONE file ----
+
+FORMAT = "hard_core.checkpoint/1"
+
+
+def save_checkpoint(path: Path, parts: dict, extra: dict) -> None:
+    """Write `parts` (name -> nn.Module with `.spec`, or torch.optim.Optimizer) and `extra` JSON (step,
+    knobs, ...) as one safetensors file, replaced in one `os.replace`: a kill at any moment leaves the
+    previous checkpoint or this one, whole, never a mix of steps."""
+    tensors, layout = {}, {}
+    for name, part in parts.items():
+        if isinstance(part, torch.optim.Optimizer):
+            flat, layout[name] = _flatten_optimizer(part)
+        else:
+            flat, layout[name] = _module_tensors(part), {"spec": part.spec}
+        tensors.update({f"{name}/{k}": v for k, v in flat.items()})
+    meta = {"format": FORMAT, "parts": json.dumps(layout), "extra": json.dumps(extra)}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta), durable=True)
+
+
+def _metadata(path: Path) -> dict:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"corrupt checkpoint {path}: {str(e).splitlines()[0]}") from None
+
+
+def read_checkpoint_extra(path: Path) -> dict:
+    """The `extra` JSON of a run checkpoint (step, knobs, ...) without loading its tensors; {} for a model file."""
+    meta = _metadata(path)
+    return _json(path, meta, "extra") if meta.get("format") == FORMAT else {}
+
+
+def checkpoint_parts(path: Path) -> list[str]:
+    """The names of the parts a run checkpoint holds ("student", "optimizer", "augmentor", ...)."""
+    meta = _metadata(path)
+    return sorted(_json(path, meta, "parts")) if meta.get("format") == FORMAT else ["student"]
+
+
+def load_checkpoint(path: Path, parts: dict) -> dict:
+    """Restore every part of `parts` (as in `save_checkpoint`) from `path`; returns its `extra`. Refuses
+    (one line) a file that lacks a part or holds one more, a shape that differs, or a non-finite value."""
+    tensors, meta = _read(path)
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path} is not a hard_core run checkpoint")
+    layout, extra = _json(path, meta, "parts"), _json(path, meta, "extra")
+    if set(layout) != set(parts):
+        raise UserError(f"{path} holds {', '.join(sorted(layout))}; this run needs {', '.join(sorted(parts))}")
+    if not isinstance(extra.get("step"), int) or extra["step"] < 0:
+        raise UserError(f"{path} records no step")
+    for name, part in parts.items():
+        flat = _part(tensors, name)
+        if isinstance(part, torch.optim.Optimizer):
+            check_finite(flat, path)
+            _restore_optimizer(part, flat, layout[name], path)
+        else:
+            load_weights(part, flat, path)
+    return extra
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """`optimizer.state_dict()` as tensors plus JSON (param groups and scalar state)."""
     sd = optimizer.state_dict()
     tensors, scalars = {}, {}
     for idx, state in sd["state"].items():
@@ -116,25 +232,21 @@ def save_optimizer(path: Path, optimizer: torch.optim.Optimizer, extra: dict | N
                 tensors[f"{idx}.{name}"] = value.detach().contiguous().cpu()
             else:
                 scalars[f"{idx}.{name}"] = value
-    meta = {"param_groups": json.dumps(sd["param_groups"]), "scalars": json.dumps(scalars),
-            "extra": json.dumps(extra or {})}
-    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore an optimizer saved by `save_optimizer`; returns its `extra` JSON."""
-    tensors, meta = _read(path)
-    try:
-        groups = json.loads(meta["param_groups"])
-        scalars = json.loads(meta["scalars"])
-    except (KeyError, json.JSONDecodeError):
-        raise UserError(f"{path} is not an optimizer checkpoint") from None
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, info: dict, path) -> None:
+    params = [p for g in optimizer.param_groups for p in g["params"]]
     state: dict[int, dict] = {}
-    for key, value in list(tensors.items()) + list(scalars.items()):
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = value
     try:
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
-    except (ValueError, KeyError) as e:
+        for key, value in list(tensors.items()) + list(info["scalars"].items()):
+            idx, name = key.split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+        for idx, entries in state.items():  # Adam's moments have their parameter's shape
+            for name, value in entries.items():
+                if torch.is_tensor(value) and value.dim() and value.shape != params[idx].shape:
+                    raise ValueError(f"state '{idx}.{name}' has shape {tuple(value.shape)}, its parameter "
+                                     f"{tuple(params[idx].shape)}")
+        optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+    except (ValueError, KeyError, IndexError, TypeError) as e:
         raise UserError(f"{path} does not match the optimizer: {e}") from None
-    return json.loads(meta.get("extra", "{}"))

@@ -15,80 +15,81 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import UserError
 
 
-def F(default, help: str, **bounds):
+def opt(default, help: str, **bounds):
     """A config field with its default, its bounds, and the help text the CLI shows."""
     return Field(default, description=help, **bounds)
 
 
 class RunConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # NaN/inf: refused
 
-    kind: Literal["train", "pretrain"] = F("train", "pretrain = train a teacher with cross-entropy, no teacher")
+    kind: Literal["train", "pretrain"] = opt("train", "pretrain = train a teacher with cross-entropy, no teacher")
     # world: the nuisance the teacher learned and the student's data lacks (hard_core.worlds)
-    world: str = F("shift", "shift | rotation | polarity | thickness | scarce: picks the teacher that "
+    world: str = opt("shift", "shift | rotation | polarity | thickness | scarce: picks the teacher that "
                    "--teacher default loads, the world's OOD suite, and its oracle --augment NAME")
     # data
-    dataset: str = F("mnist5k", "mnist5k | mnist1d (built in); mnist | fashion-mnist | cifar10 | cifar100 | "
+    dataset: str = opt("mnist5k", "mnist5k | mnist1d (built in); mnist | fashion-mnist | cifar10 | cifar100 | "
                      "svhn (torchvision, --data-root); folder (an image folder at --data-root)")
-    canvas: int | None = F(None, "centre each image on a black canvas of this size (mnist5k: 28 or 40)", ge=8)
-    data_root: str = F("data", "folder of torchvision datasets, or the image folder for --dataset folder")
-    image_size: int | None = F(None, "resize images of --dataset folder to this size (default 32)", ge=8)
-    suites: str | None = F(None, "OOD test suites, e.g. 'shift:6,rotation:30'; 'none' for none "
+    canvas: int | None = opt(None, "centre each image on a black canvas of this size (mnist5k: 28 or 40)", ge=8, le=256)
+    data_root: str = opt("data", "folder of torchvision datasets, or the image folder for --dataset folder")
+    image_size: int | None = opt(None, "resize images of --dataset folder to this size (default 32)", ge=8, le=1024)
+    suites: str | None = opt(None, "OOD test suites, e.g. 'shift:6,rotation:30'; 'none' for none "
                            "(default: every suite at the dataset's default strength, and the world's suite)")
-    train_per_class: int | None = F(None, "train on the first N training images of each class only "
+    train_per_class: int | None = opt(None, "train on the first N training images of each class only "
                                     "(scarce data; the scarce world sets 50)", ge=1)
     # models
-    teacher: str | None = F(None, "a pretrain run directory, a .safetensors file, or 'default' (shipped)")
-    student: str = F("mlp", "model to train: mlp | small-cnn | cnn | resnet18-cifar | resnet18 | ...")
+    teacher: str | None = opt(None, "a pretrain run directory, a .safetensors file, or 'default' (shipped)")
+    student: str = opt("mlp", "model to train: mlp | small-cnn | cnn | resnet18-cifar | resnet18 | ...")
     # objective
-    loss: Literal["kd", "ce"] = F("kd", "kd = distil from the teacher; ce = labels only (baseline)")
-    temperature: float = F(4.0, "KD temperature T (a knob: changeable while running)", gt=0)
-    alpha: float = F(1.0, "weight of the KD term against cross-entropy; 1 = pure distillation (knob)",
+    loss: Literal["kd", "ce"] = opt("kd", "kd = distil from the teacher; ce = labels only (baseline)")
+    temperature: float = opt(4.0, "KD temperature T (a knob: changeable while running)", gt=0, le=100)
+    alpha: float = opt(1.0, "weight of the KD term against cross-entropy; 1 = pure distillation (knob)",
                      ge=0, le=1)
     # augmentation
-    augment: str = F("none", "none | shift | rotation | polarity | thickness | flip-crop | randaugment | "
+    augment: str = opt("none", "none | shift | rotation | polarity | thickness | flip-crop | randaugment | "
                      "autoaugment | cutout | mixup | cutmix | cutmixpick")
-    views: Literal["augmented", "original+augmented"] = F(
+    views: Literal["augmented", "original+augmented"] = opt(
         "augmented", "what the student learns from: the augmented batch, or (paper 2) the originals plus "
         "their augmented views, each with the teacher's output on it as the target")
-    max_shift: int | None = F(None, "pixels for --augment shift (default: the shift suite's strength)", ge=0)
-    pick_criterion: Literal["kl", "teacher-entropy", "student-entropy"] = F(
+    max_shift: int | None = opt(None, "pixels for --augment shift (default: the shift suite's strength)", ge=0)
+    pick_criterion: Literal["kl", "teacher-entropy", "student-entropy"] = opt(
         "kl", "CutMixPick score: KL(teacher||student) at T, or teacher / student entropy")
-    pick_rounds: int = F(2, "CutMixPick candidate rounds; the best batch-size of them are kept", ge=1)
+    pick_rounds: int = opt(2, "CutMixPick candidate rounds; the best batch-size of them are kept", ge=1)
     # HARD: a learned augmentor that makes teacher and student disagree (combines with --augment)
-    hard: Literal["none", "affine", "colour", "mix", "vae"] = F(
+    hard: Literal["none", "affine", "colour", "mix", "vae"] = opt(
         "none", "learned hard augmentor: affine (spatial transformer) | colour (intensity maps, up to "
         "inversion) | mix (learned mixing) | vae (latent edits)")
-    hard_schedule: Literal["alternate", "reverse"] = F(
+    hard_schedule: Literal["alternate", "reverse"] = opt(
         "alternate", "reverse: one pass, the augmentor behind a gradient reversal; alternate (the paper's): an "
         "augmentor update, then a student update on fresh augmentations")
-    hard_spread: float | None = F(None, "starting width of the augmentor's exploration noise (default: the "
+    hard_spread: float | None = opt(None, "starting width of the augmentor's exploration noise (default: the "
                                   "family's own; 0 starts at the identity)", ge=0, le=4)
-    hard_lambda: float = F(1.0, "lambda: how strongly the teacher must still see the same thing on an "
+    hard_lambda: float = opt(1.0, "lambda: how strongly the teacher must still see the same thing on an "
                            "augmented image, KL(T(x)||T(x_aug)) (knob)", ge=0)
-    hard_lr: float = F(1e-2, "augmentor learning rate (its own Adam)", gt=0)
-    hard_every: int = F(1, "update the augmentor on every k-th student step (amortises its cost)", ge=1)
-    hard_share: float = F(0.5, "share of the student's batch that the augmentor augments", gt=0, le=1)
-    affine: str = F("translate", "HARD-affine degrees of freedom and bounds, e.g. 'translate' (15% of the "
+    hard_lr: float = opt(1e-2, "augmentor learning rate (its own Adam)", gt=0, le=10)
+    hard_every: int = opt(1, "update the augmentor on every k-th student step (amortises its cost; between updates it only "
+                    "augments)", ge=1)
+    hard_share: float = opt(0.5, "share of the student's batch that the augmentor augments", gt=0, le=1)
+    affine: str = opt("translate", "HARD-affine degrees of freedom and bounds, e.g. 'translate' (15% of the "
                     "side), 'rotate' (90 degrees), 'translate:6,rotate:30,scale:0.2,shear:0.2', or 'all'")
-    hard_image_input: bool = F(False, "condition the affine augmentor on the image as well as on noise")
-    vae: str = F("default", "HARD-vae's AutoencoderKL: 'default' (shipped, built-in digits), a local "
+    hard_image_input: bool = opt(False, "condition the affine augmentor on the image as well as on noise")
+    vae: str = opt("default", "HARD-vae's AutoencoderKL: 'default' (shipped, built-in digits), a local "
                  "diffusers folder, or a hub id (online)")
     # optimisation
-    steps: int = F(600, "training steps", gt=0)
-    batch_size: int = F(128, "images per step", gt=0)
-    lr: float = F(1e-3, "AdamW learning rate (knob)", gt=0)
-    weight_decay: float = F(0.0, "AdamW weight decay", ge=0)
-    schedule: Literal["cosine", "constant"] = F("cosine", "learning-rate schedule; cosine decays to 0")
+    steps: int = opt(600, "training steps", gt=0, le=10_000_000)
+    batch_size: int = opt(128, "images per step", gt=0, le=65536)
+    lr: float = opt(1e-3, "AdamW learning rate (knob)", gt=0, le=10)
+    weight_decay: float = opt(0.0, "AdamW weight decay", ge=0)
+    schedule: Literal["cosine", "constant"] = opt("cosine", "learning-rate schedule; cosine decays to 0")
     # bookkeeping
-    eval_every: int = F(100, "steps between evaluations on test + OOD suites", gt=0)
-    log_every: int = F(10, "steps between loss/throughput events", gt=0)
-    snapshot_every: int = F(50, "steps between image snapshots", gt=0)
-    checkpoint_every: int = F(200, "steps between resumable checkpoints", gt=0)
-    probe_every: int = F(100, "steps between disagreement / invariance-map snapshots (with a teacher)", gt=0)
-    seed: int = F(0, "random seed: same seed, same run on the same device")
-    device: str = F("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
-    threads: int | None = F(None, "torch CPU threads (default: torch's choice)", ge=1)
+    eval_every: int = opt(100, "steps between evaluations on test + OOD suites", gt=0)
+    log_every: int = opt(10, "steps between loss/throughput events", gt=0)
+    snapshot_every: int = opt(50, "steps between image snapshots", gt=0)
+    checkpoint_every: int = opt(200, "steps between resumable checkpoints", gt=0)
+    probe_every: int = opt(100, "steps between disagreement / invariance-map snapshots (with a teacher)", gt=0)
+    seed: int = opt(0, "random seed: same seed, same run on the same device")
+    device: str = opt("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
+    threads: int | None = opt(None, "torch CPU threads (default: torch's choice)", ge=1)
 
     @classmethod
     def from_sources(cls, file: str | Path | None = None, **overrides) -> "RunConfig":
@@ -96,6 +97,9 @@ class RunConfig(BaseModel):
         data = load_config_file(file) if file else {}
         data.update({k: v for k, v in overrides.items() if v is not None})
         return validate(cls, data)
+
+
+KNOBS = ("lr", "temperature", "alpha", "hard_lambda")  # the fields a run takes new values of while it trains
 
 
 def validate(model, data: dict):
@@ -127,7 +131,10 @@ def load_config_file(path: str | Path) -> dict:
         else:
             data = json.loads(text)
     except Exception as e:  # noqa: BLE001 - any parse error is the user's file
-        raise UserError(f"cannot parse config file {path}: {e}".splitlines()[0]) from None
+        mark = getattr(e, "problem_mark", None)  # YAML: where the parser gave up
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        reason = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"cannot parse config file {path}{where}: {reason}") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of option names to values")
     return {k.replace("-", "_"): v for k, v in data.items()}

@@ -15,15 +15,13 @@ def kl_div(p_logits: Tensor, q_logits: Tensor, temperature: float = 1.0, reducti
     """KL(softmax(p/T) || softmax(q/T)) per sample ("none") or averaged over the batch ("mean")."""
     log_p = F.log_softmax(p_logits.float() / temperature, dim=1)
     log_q = F.log_softmax(q_logits.float() / temperature, dim=1)
-    kl = (log_p.exp() * (log_p - log_q)).sum(1)
+    kl = F.kl_div(log_q, log_p, reduction="none", log_target=True).sum(1)  # p * (log p - log q), summed
     return kl.mean() if reduction == "mean" else kl
 
 
 def soft_cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
     """Cross-entropy with integer labels (N,) or soft labels (N, K)."""
-    if y.dim() == 1:
-        return F.cross_entropy(logits.float(), y)
-    return -(y * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+    return F.cross_entropy(logits.float(), y if y.dim() == 1 else y.float())  # soft: class probabilities
 
 
 def kd_loss(student: Tensor, teacher: Tensor, y: Tensor | None, temperature: float = 4.0, alpha: float = 1.0) -> Tensor:

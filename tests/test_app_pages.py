@@ -14,7 +14,7 @@ from hard_core.config import RunConfig
 from hard_core.runs import run_to_dir
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
-from lab import explore, inspect
+from lab import explore, inspection
 
 
 @pytest.fixture(scope="module")
@@ -167,15 +167,15 @@ def test_read_upload_refusals(canvas40):
              png_bytes(digit_on_white(), "GIF"): "GIF, not PNG or JPEG",
              b"": "empty"}
     for data, message in cases.items():
-        with pytest.raises(inspect.UploadError, match=message):
-            inspect.read_upload(data, canvas40)
-    with pytest.raises(inspect.UploadError, match="1D signals"):
-        inspect.read_upload(png_bytes(digit_on_white()), explore.dataset("mnist1d"))
+        with pytest.raises(inspection.UploadError, match=message):
+            inspection.read_upload(data, canvas40)
+    with pytest.raises(inspection.UploadError, match="1D signals"):
+        inspection.read_upload(png_bytes(digit_on_white()), explore.dataset("mnist1d"))
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_read_upload_fits_the_digit_onto_the_canvas(canvas40, fmt):
-    x, note = inspect.read_upload(png_bytes(digit_on_white(), fmt), canvas40)
+    x, note = inspection.read_upload(png_bytes(digit_on_white(), fmt), canvas40)
     assert x.shape == (1, 1, 40, 40) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert "inverted" in note  # dark ink on white -> light ink on black, as the digits are
     ink = (x[0, 0] > 0.5).nonzero().float()
@@ -187,6 +187,6 @@ def test_read_upload_fits_the_digit_onto_the_canvas(canvas40, fmt):
 def test_read_upload_colour_image_on_a_colour_run():
     rgb = Image.new("RGB", (64, 32), (200, 30, 30))
     ds = type("DS", (), {"is_1d": False, "input_shape": (3, 32, 32), "info": {}})()
-    x, note = inspect.read_upload(png_bytes(rgb), ds)
+    x, note = inspection.read_upload(png_bytes(rgb), ds)
     assert x.shape == (1, 3, 32, 32) and "inverted" not in note
     assert x[0, 0, 16, 16] > 0.7 and x[0, 1, 16, 16] < 0.2 and x[0, :, 2, 16].max() == 0  # letterboxed

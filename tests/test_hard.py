@@ -228,7 +228,7 @@ def kd_student(tmp_path_factory):
     out = tmp_path_factory.mktemp("kd") / "kd"
     run_to_dir(RunConfig(dataset="mnist5k", canvas=40, teacher="default", student="mlp", steps=150, suites="none",
                          eval_every=150, snapshot_every=150, probe_every=150, seed=0), out)
-    return out / "student.safetensors"
+    return out / "checkpoint.safetensors"
 
 
 @pytest.mark.parametrize("family,world,lam", [("affine", "shift", 1.0), ("colour", "polarity", 1.0),

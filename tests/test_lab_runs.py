@@ -146,7 +146,7 @@ def test_one_slot_runs_two_submissions_in_turn(lab):
     wait_for(lambda: runs.scheduler().pids() == [], timeout=20, what="the engines to exit")
 
 
-def test_a_killed_run_is_shown_failed_and_shutdown_ends_every_child(lab, monkeypatch):
+def test_a_killed_run_is_shown_failed_and_shutdown_stops_every_child(lab, monkeypatch):
     monkeypatch.setenv("HARD_LAB_MAX_RUNS", "2")
     runs.shutdown()  # a scheduler with the new limit
     doomed, survivor = runs.submit(RunConfig(**LONG), "me"), runs.submit(RunConfig(**LONG), "me")
@@ -165,7 +165,8 @@ def test_a_killed_run_is_shown_failed_and_shutdown_ends_every_child(lab, monkeyp
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    assert runs.state(survivor) == "failed"  # not left "running" with no process behind it
+    assert runs.state(survivor) == "stopped"  # SIGTERM: a checkpoint, then "stopped", never left "running"
+    assert json.loads((runs.run_path(survivor) / "status.json").read_text())["message"] == "stopped by SIGTERM"
 
 
 def test_a_warm_standby_process_takes_the_next_run(lab):

@@ -21,7 +21,7 @@ def final_eval(run_dir, model="student"):
 def test_pretrained_teacher_learns(mnist_teacher):
     acc = final_eval(mnist_teacher)
     assert acc["test"] > 0.85, acc  # chance is 0.10
-    assert (mnist_teacher / "student.safetensors").is_file()
+    assert (mnist_teacher / "checkpoint.safetensors").is_file()
 
 
 def test_kd_student_learns_from_teacher_on_mnist5k(mnist_teacher, tmp_path):

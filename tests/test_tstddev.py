@@ -172,12 +172,12 @@ def test_validate_trains_scores_correlates_and_reuses(capsys, tmp_path):
         assert {"t_stddev", "test_loss_mean", "test_loss_std", "test_acc_mean"} <= set(row)
         assert row["test_loss_mean"] > 0 and 0 <= row["test_acc_mean"] <= 1
     assert -1 <= result["spearman"] <= 1 and -1 <= result["pearson"] <= 1
-    assert "Spearman" in stdout and (out / "shift-s0" / "student.safetensors").is_file()
+    assert "Spearman" in stdout and (out / "shift-s0" / "checkpoint.safetensors").is_file()
     code, stdout, err = cli(capsys, *TINY, "--seeds", "1", "--out", str(out), "--json")
     assert code == 0 and json.loads(stdout.strip().splitlines()[-1])["runs"]["reused"] == 2, err
     status = json.loads((out / "none-s0" / "status.json").read_text())
     (out / "none-s0" / "status.json").write_text(json.dumps({**status, "state": "stopped"}))
-    (out / "shift-s0" / "student.safetensors").unlink()  # as if killed before its first checkpoint
+    (out / "shift-s0" / "checkpoint.safetensors").unlink()  # as if killed before its first checkpoint
     code, stdout, err = cli(capsys, *TINY, "--seeds", "1", "--out", str(out), "--json")
     runs = json.loads(stdout.strip().splitlines()[-1])["runs"]
     assert code == 0 and runs == {"reused": 0, "resumed": 1, "trained": 1}, err

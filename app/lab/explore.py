@@ -20,7 +20,8 @@ from hard_core.config import RunConfig
 from hard_core.data import Dataset, default_suites
 from hard_core.models import build_model
 from hard_core.probes import rank_augmentations
-from hard_core.runs import load_augmentor
+from hard_core.checkpoint import checkpoint_parts
+from hard_core.runs import CHECKPOINT, load_augmentor
 from hard_core.train.setup import dataset_for, load_teacher
 
 from .runs import finished
@@ -64,7 +65,7 @@ def hard_runs(label: str) -> dict[str, Path]:
     for row in finished():
         cfg = row["config"]
         native = 28 if cfg.get("dataset") == "mnist5k" else None  # mnist5k without a canvas is 28x28
-        if (row["path"] / "augmentor.safetensors").is_file() and cfg.get("dataset") == name \
+        if (row["path"] / CHECKPOINT).is_file() and "augmentor" in checkpoint_parts(row["path"] / CHECKPOINT) and cfg.get("dataset") == name \
                 and (cfg.get("canvas") or native) == canvas:
             found[f"{row['id']} (HARD-{cfg.get('hard')}, {cfg.get('student')} student)"] = row["path"]
     return found
@@ -108,7 +109,7 @@ def explore(label: str, augmentation: str, seed: int = 0, n: int = 8, run_dir: P
                 raise ValueError("choose a finished HARD run")
             augmentor = load_augmentor(run_dir)
             if augmentor is None:
-                raise ValueError(f"{run_dir} has no augmentor.safetensors")
+                raise ValueError(f"{run_dir} has no learned augmentor in its checkpoint")
             x_aug, params = augmentor(x)
             snap.update({f"param.{k}": v.float() for k, v in params.items()})
             note = f"the learned {augmentor.spec.get('augmentor')} augmentor of run {Path(run_dir).name}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-from hard_core.runs import RunReader
+from hard_core.runs import CHECKPOINT, RunReader
 
 from .runs import finished
 
@@ -68,6 +68,6 @@ def teacher_choices() -> dict[str, str]:
     """Label -> --teacher value: the shipped teacher first, then the lab's finished pretrain runs."""
     choices = {"shipped CNN (trained with shifts)": "default"}
     for row in finished():
-        if row["kind"] == "pretrain" and (row["path"] / "student.safetensors").is_file():
+        if row["kind"] == "pretrain" and (row["path"] / CHECKPOINT).is_file():
             choices[f"pretrain run {row['id']} ({row['student']}, {row['dataset']})"] = str(row["path"])
     return choices

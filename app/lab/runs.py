@@ -14,33 +14,33 @@ from __future__ import annotations
 
 import hmac
 import math
-import os
+import operator
 import secrets
 import threading
 import time
 from pathlib import Path
 
 from hard_core.checkpoint import write_json
-from hard_core.config import RunConfig
+from hard_core.config import KNOBS, RunConfig
 from hard_core.errors import UserError
 from hard_core.runs import request
 from hard_core.runs.reader import read_json
 
-from .scheduler import ACTIVE, HOST, Scheduler, read_dict, run_dirs, safe_path, set_status, status
+from .scheduler import ACTIVE, HOST, Scheduler, read_dict, root, run_dirs, safe_path, set_status, status
 
 __all__ = ["root", "run_path", "Scheduler", "scheduler", "shutdown", "submit", "queue_position", "state", "stop",
            "pause", "resume", "set_knobs", "owner", "can_control", "list_all", "finished"]
 
-# knob -> (lowest, lowest allowed?, highest); the same bounds as RunConfig
-KNOBS = {"lr": (0, False, math.inf), "temperature": (0, False, math.inf), "alpha": (0, True, 1),
-         "hard_lambda": (0, True, math.inf)}
+_RULES = {"gt": (">", operator.gt), "ge": (">=", operator.ge), "lt": ("<", operator.lt), "le": ("<=", operator.le)}
 
 
-def root() -> Path:
-    """The runs folder: $HARD_LAB_RUNS if set, else ./runs; created if missing."""
-    path = Path(os.environ.get("HARD_LAB_RUNS") or "runs").resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _bounds(name: str) -> list[tuple[str, object, float]]:
+    """RunConfig's bounds on field `name` (its Gt/Ge/Lt/Le annotations) as (sign, test, limit)."""
+    return [(sign, test, getattr(rule, key)) for rule in RunConfig.model_fields[name].metadata
+            for key, (sign, test) in _RULES.items() if getattr(rule, key, None) is not None]
+
+
+BOUNDS = {name: _bounds(name) for name in KNOBS}  # e.g. "alpha": [(">=", ge, 0), ("<=", le, 1)]
 
 
 def run_path(run_id: str) -> Path:
@@ -141,11 +141,10 @@ def set_knobs(run_id: str, **knobs) -> dict:
             continue
         if name not in KNOBS:
             raise UserError(f"unknown knob {name!r}: one of {', '.join(KNOBS)}")
-        low, low_ok, high = KNOBS[name]
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not number or value < low or (value == low and not low_ok) or value > high:
-            rule = "between 0 and 1" if name == "alpha" else ">= 0" if low_ok else "> 0"
-            raise UserError(f"{name} must be a finite number {rule}, got {value!r}")
+        if not number or not all(test(value, limit) for _, test, limit in BOUNDS[name]):
+            rule = " and ".join(f"{sign} {limit:g}" for sign, _, limit in BOUNDS[name])
+            raise UserError(f"{name} must be a finite number" + (f" {rule}" if rule else "") + f", got {value!r}")
         clean[name] = float(value)
     return request(_existing(run_id), **clean)
 

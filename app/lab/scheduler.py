@@ -2,7 +2,8 @@
 
 A run folder is queued when its status.json says "queued" and it has a lab.json; the oldest starts first
 as `python -m hard_core train --config <dir>/request.json --out <dir>`, output in <dir>/process.log.
-Every live run in the folder counts against the limit, this server's or an earlier one's.
+Every live run in the folder counts against the limit, this server's or an earlier one's. The runs folder
+is `root()`; `lab.runs` builds on this module, never the other way round.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,14 +19,21 @@ from pathlib import Path
 
 from hard_core.checkpoint import write_json
 from hard_core.errors import UserError
-from hard_core.runs.reader import read_json
+from hard_core.runs.reader import ALIVE as ACTIVE, HOST, pid_alive, read_json
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}")
-ACTIVE = ("starting", "running", "paused")  # a process should be alive in these states
+LIVE = ("queued", *ACTIVE)  # not ended yet: the Live page polls, and Pause, Stop and the knobs apply
 ENDED = ("finished", "stopped", "failed", "cancelled")
 STALE_S = 120  # a run from another machine counts as alive while its status is this fresh
-HOST = socket.gethostname()
 REPO = Path(__file__).resolve().parents[2]
+PRELOAD = "mnist5k:40"  # what the warm process loads ahead: the run form's default data (widgets.LAB_DEFAULTS)
+
+
+def root() -> Path:
+    """The runs folder: $HARD_LAB_RUNS if set, else ./runs; created if missing."""
+    path = Path(os.environ.get("HARD_LAB_RUNS") or "runs").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def safe_path(base: Path, run_id: str) -> Path:
@@ -67,15 +74,6 @@ def set_status(d: Path, **changes) -> None:
     write_json(d / "status.json", {**status(d), **changes, "updated": time.time()})
 
 
-def pid_alive(pid) -> bool:
-    try:
-        return isinstance(pid, int) and pid > 0 and os.kill(pid, 0) is None
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, but another user's
-        return True
-
-
 def last_line(path: Path) -> str:
     """The last non-empty line of a log file (its last 4 kB), for an error message."""
     try:
@@ -91,28 +89,30 @@ class Scheduler:
     """Starts queued runs oldest first, at most `max_running` at a time; thread-safe. `start()` adds a
     daemon thread that calls `tick()` every `interval` s; `shutdown()` ends it and our processes.
 
-    runs_root: the runs folder (default: `lab.runs.root()` at each tick). max_running: default
-    $HARD_LAB_MAX_RUNS, else half the cores (at least 1).
+    runs_root: the runs folder (default: `root()` at each tick). max_running: default
+    $HARD_LAB_MAX_RUNS, else half the cores (at least 1). preload: the data set the warm process loads
+    ahead, "NAME[:CANVAS]" (None: none).
     """
 
-    def __init__(self, runs_root: str | Path | None = None, max_running: int | None = None, interval=0.5):
+    def __init__(self, runs_root: str | Path | None = None, max_running: int | None = None, interval=0.5,
+                 preload: str | None = PRELOAD):
         self._root = Path(runs_root).resolve() if runs_root else None
         cores = os.cpu_count() or 2
         self.max_running = max_running or int(os.environ.get("HARD_LAB_MAX_RUNS") or 0) or max(1, cores // 2)
-        self.threads = max(1, cores - 1)  # torch threads per run: one core stays with the server
+        # torch threads per run, so that threads x concurrent runs <= cores (a run that sets --threads
+        # itself keeps its own; a limit above the core count still gets one thread per run)
+        self.threads = max(1, cores // self.max_running)
+        self.preload = preload
         self.interval = interval
         self.lock = threading.RLock()
         self._children: dict[str, subprocess.Popen] = {}  # folder -> process we started
-        self._spare: subprocess.Popen | None = None  # a warm `hard_core.standby` for the next run
+        self._spare: subprocess.Popen | None = None  # a warm `app.lab.standby` for the next run
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def root(self) -> Path:
-        if self._root is not None:
-            return self._root
-        from .runs import root  # the folder can change with $HARD_LAB_RUNS (tests)
-        return root()
+        return self._root if self._root is not None else root()  # $HARD_LAB_RUNS may change (tests)
 
     def start(self) -> "Scheduler":
         with self.lock:
@@ -198,7 +198,8 @@ class Scheduler:
         with self.lock:
             if self._halt.is_set() or (self._spare is not None and self._spare.poll() is None):
                 return
-            self._spare = _engine([sys.executable, "-m", "hard_core.standby"], stdout=subprocess.DEVNULL,
+            preload = ["--preload", self.preload] if self.preload else []
+            self._spare = _engine([sys.executable, "-m", "app.lab.standby", *preload], stdout=subprocess.DEVNULL,
                                   stdin=subprocess.PIPE)
 
     def _hand_to_spare(self, argv: list[str], log: Path) -> subprocess.Popen | None:

@@ -1,16 +1,16 @@
 """Invariance inspector: for one image and a finished distillation run, what do the teacher and the
 student predict, where do they disagree, and how do their outputs change when the image moves?
 
-The logic lives in lab/inspect.py; this page only draws it.
+The logic lives in lab/inspection.py; this page only draws it.
 """
 import streamlit as st
 
 from hard_core.errors import UserError
-from lab import figures, images, inspect, runs
+from lab import figures, images, inspection, runs
 from lab.widgets import invariance_view
 
 st.title("Invariance inspector")
-finished = inspect.inspectable_runs()
+finished = inspection.inspectable_runs()
 if not finished:
     st.info(f"No finished distillation run under `{runs.root()}` yet. Train one on the Live "
             "training page; it appears here when it finishes.")
@@ -18,7 +18,7 @@ if not finished:
 
 choice = st.selectbox("Finished run", list(finished), key="i_run")
 try:
-    run = inspect.load(finished[choice])
+    run = inspection.load(finished[choice])
 except (UserError, OSError, ValueError) as e:
     st.error(f"Cannot load this run: {e}")
     st.stop()
@@ -34,17 +34,17 @@ if source == "upload" and not one_d:
         st.info("Upload an image: it is converted to the run's input (greyscale, centred on the canvas).")
         st.stop()
     try:
-        x, note = inspect.read_upload(upload.getvalue(), run.dataset)
-    except inspect.UploadError as e:
+        x, note = inspection.read_upload(upload.getvalue(), run.dataset)
+    except inspection.UploadError as e:
         st.error(f"Cannot use {upload.name}: {e}.")
         st.stop()
     label = None
 else:
     index = c2.slider("Test image", 0, len(run.dataset.test) - 1, 0, key="i_index")
-    x, label = inspect.test_image(run, index)
+    x, label = inspection.test_image(run, index)
     note = f"test image {index}, label {run.dataset.classes[label]}"
 
-preds = inspect.predict(run, x)
+preds = inspection.predict(run, x)
 if label is None:  # an upload: "correct" in the accuracy maps means "as the teacher calls the clean image"
     label = run.dataset.classes.index(preds["teacher"][0][0])
 st.subheader("Predictions")
@@ -55,7 +55,7 @@ for col, model in zip(cols, ("teacher", "student")):
     col.caption("then " + ", ".join(f"{c} ({q:.0%})" for c, q in rest))
 
 st.subheader("Where teacher and student disagree")
-heat = inspect.disagreement(run, x)
+heat = inspection.disagreement(run, x)
 if one_d:
     st.plotly_chart(figures.disagreement_1d_figure({"disagreement": heat, "augmented": x}, n=1), key="i_dis1d")
 else:
@@ -63,7 +63,7 @@ else:
              caption=f"{note} · right: |∂ KL(teacher ‖ student) / ∂ pixel| at T = {run.cfg.temperature:g}")
 
 st.subheader("Invariance: how the outputs change as the image moves")
-maps = inspect.invariance(run, x, label)
+maps = inspection.invariance(run, x, label)
 invariance_view(maps, "i", {"kl": "KL(clean ‖ moved)", "acc": "still correct?"})
 if one_d:
     st.caption("For one signal the KL is the informative measure: 0 where the output did not move. "

@@ -10,9 +10,8 @@ from hard_core.errors import UserError
 from hard_core.runs import RunReader, read_control
 from lab import figures, images, runs
 from lab.live import RunView, eta_text, teacher_choices
+from lab.scheduler import LIVE
 from lab.widgets import apply_preset, invariance_view, owner_key, run_form
-
-ACTIVE = {"queued", "starting", "running", "paused"}
 
 key = owner_key()
 st.title("Live training")
@@ -64,10 +63,10 @@ if mine:
     if state == "paused":
         b1.button("Resume", on_click=runs.resume, args=(run_id,), use_container_width=True)
     else:
-        b1.button("Pause", on_click=runs.pause, args=(run_id,), disabled=state not in ACTIVE,
+        b1.button("Pause", on_click=runs.pause, args=(run_id,), disabled=state not in LIVE,
                   use_container_width=True)
-    b2.button("Stop", on_click=runs.stop, args=(run_id,), disabled=state not in ACTIVE, use_container_width=True)
-    with b3.popover("Knobs", use_container_width=True, disabled=state not in ACTIVE):
+    b2.button("Stop", on_click=runs.stop, args=(run_id,), disabled=state not in LIVE, use_container_width=True)
+    with b3.popover("Knobs", use_container_width=True, disabled=state not in LIVE):
         with st.form("knobs"):
             now = {**RunReader(run_dir).config(), **read_control(run_dir)}  # the values in force
             lam = st.number_input("λ", value=float(now.get("hard_lambda", 1.0)), step=0.25)
@@ -132,7 +131,7 @@ def show(view: RunView) -> None:
     invariance_view(probe, "live", {"acc": "accuracy", "kl": "KL(clean ‖ moved)"})
 
 
-active = runs.state(run_id) in ACTIVE
+active = runs.state(run_id) in LIVE
 
 
 @st.fragment(run_every=1.0 if active else None)
@@ -141,7 +140,7 @@ def live() -> None:
     if view is None or view.run_id != run_id:
         view = st.session_state["view"] = RunView(run_id, run_dir)
     show(view)
-    if active and runs.state(run_id) not in ACTIVE:
+    if active and runs.state(run_id) not in LIVE:
         st.rerun()  # the run ended: draw once more without polling
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.transforms import v2
 
-from ..data.nuisance import invert, thicken_each
+from ..data.nuisance import invert, shift, thicken_each
 from ..errors import UserError
 from .hard.affine import warp
 
@@ -80,13 +80,12 @@ class NoAugment(Augment):
 class Shift(Augment):
     """Random integer translation per sample, uniform in [-max_shift, max_shift] on each axis.
 
-    Images: zero fill (the background of the digit canvases is black). 1D signals (N x 1 x L): shift along L
-    and *replicate the end values*, because 1D signals (e.g. MNIST-1D scaled to [0, 1]) have a non-zero
-    baseline and a zero fill would add an artificial step.
-    Output pixel (i, j) of sample n is input pixel (i - dy[n], j - dx[n]): content moves down/right for
-    positive shifts. Vectorised as one gather; on a 128 x 1 x 40 x 40 batch (1 CPU thread) this took
-    ~0.8 ms versus ~8.5 ms for a per-sample loop over `v2.functional.affine(translate=[dx, dy])`, whose
-    output it reproduces exactly.
+    The move itself is `data.nuisance.shift` (the shift suite's and the probes' too): images get a zero
+    fill (the background of the digit canvases is black); 1D signals (N x 1 x L) shift along L and
+    *replicate the end values*. Output pixel (i, j) of sample n is input pixel (i - dy[n], j - dx[n]):
+    content moves down/right for positive shifts. Vectorised as one gather; on a 128 x 1 x 40 x 40 batch
+    (1 CPU thread) this took ~0.8 ms versus ~8.5 ms for a per-sample loop over
+    `v2.functional.affine(translate=[dx, dy])`, whose output it reproduces exactly.
     Sampling (`make_params`) is separate from `apply_params` so one draw can be replayed and shown.
     """
 
@@ -108,18 +107,7 @@ class Shift(Augment):
 
     @staticmethod
     def apply_params(x: Tensor, params: dict[str, Tensor]) -> Tensor:
-        n, c = x.shape[:2]
-        w = x.shape[-1]
-        cols = torch.arange(w, device=x.device) - params["dx"].to(x.device)[:, None]  # N x W source column
-        if x.dim() == 3:  # 1D: replicate ends by clamping the source index
-            idx = cols.clamp(0, w - 1)[:, None, :].expand(n, c, w)
-            return x.gather(2, idx)
-        h = x.shape[2]
-        rows = torch.arange(h, device=x.device) - params["dy"].to(x.device)[:, None]  # N x H source row
-        valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-        flat = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]  # N x H x W
-        out = x.flatten(2).gather(2, flat.flatten(1)[:, None, :].expand(n, c, h * w)).view_as(x)
-        return torch.where(valid[:, None], out, torch.zeros((), dtype=x.dtype, device=x.device))
+        return shift(x, dx=params["dx"], dy=params["dy"] if x.dim() == 4 else 0)
 
     def apply(self, x, y, *, teacher, student):
         return self.apply_params(x, self.make_params(x)), y

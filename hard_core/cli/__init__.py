@@ -15,8 +15,15 @@ COMMANDS = {"train": train, "pretrain": train, "eval": evaluate, "tstddev": tstd
             "assets": assets, "bench": bench, "matrix": matrix}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported in one line (plus where to look) instead of usage + error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hard_core", description=__doc__.splitlines()[0] + " "
+    p = Parser(prog="python -m hard_core", description=__doc__.splitlines()[0] + " "
                                 "HARD Lab's engine: knowledge distillation with hard augmentations.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():

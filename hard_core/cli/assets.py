@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shutil
 import tempfile
 from pathlib import Path
 
 from ..assets import ASSETS, teacher_name
-from ..checkpoint import write_json
+from ..checkpoint import save_model, write_json
 from ..config import RunConfig
 from ..errors import UserError
-from ..runs import RunReader, run_to_dir
+from ..runs import RunReader, load_student, run_to_dir
 from ..worlds import WORLDS
 from .printer import Printer
 
@@ -68,7 +67,7 @@ def run(args) -> int:
             printer = Printer(run_dir)
             run_to_dir(cfg, run_dir, on_event=printer)
             acc = [e for e in RunReader(run_dir).poll() if e["kind"] == "eval"][-1]["acc"]
-            shutil.copyfile(run_dir / "student.safetensors", out / f"{name}.safetensors")
+            save_model(out / f"{name}.safetensors", load_student(run_dir))
         write_json(out / f"{name}.json", {
             "name": name, "kind": "teacher", "dataset": dataset, "canvas": canvas, "world": world,
             "nuisance": WORLDS[world].nuisance, "architecture": "cnn",

@@ -41,15 +41,17 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--steps", type=int, default=10, help="steps per variant per round [default: 10]")
     p.add_argument("--device", default="auto")
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
-    p.add_argument("--hard-every", type=int, default=1, metavar="K",
-                   help="the HARD variants update their augmentor every K-th step [default: 1]")
+    every = RunConfig.model_fields["hard_every"].default
+    p.add_argument("--hard-every", type=int, default=every, metavar="K",
+                   help=f"the HARD variants update their augmentor every K-th step, as in training [default: {every}]")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
 
 
 def run(args) -> int:
     names = [v.strip() for v in args.variants.split(",")]
-    if args.hard_every < 1:
-        raise UserError("--hard-every must be at least 1")
+    for flag, value in (("--hard-every", args.hard_every), ("--steps", args.steps), ("--rounds", args.rounds)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
     sessions = {}
     for name in names:
         if name not in VARIANTS:

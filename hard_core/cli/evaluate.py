@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..errors import UserError
-from ..runs import load_student
-from ..runs.reader import read_json
+from ..runs import load_student, run_config
+from ..runs.reader import checkpoint_step
 from ..train import accuracy, dataset_for, pick_device, suites_for
 from ..train.setup import check_fits
 from .flags import add_config_flags
@@ -31,7 +31,7 @@ def run(args) -> int:
     path = Path(args.model)
     if not path.exists():
         raise UserError(f"not found: {path} (give a run directory or a .safetensors file)")
-    saved = read_json(path / "config.json", {}).get("config", {}) if path.is_dir() else {}
+    saved = run_config(path).model_dump() if path.is_dir() else {}
     options = {k: saved[k] for k in INHERITED if k in saved}
     options.update({k: getattr(args, k) for k in INHERITED if getattr(args, k) is not None})
     cfg = RunConfig(**options)
@@ -41,6 +41,10 @@ def run(args) -> int:
     check_fits(model, dataset, f"model {path}")
     suites = {k: v.to(device) for k, v in suites_for(cfg, dataset).items()}
     acc, _, _ = accuracy(model, suites)
-    print(json.dumps({"model": str(path), "dataset": cfg.dataset, "canvas": cfg.canvas, "acc": acc})
-          if args.json else format_acc(acc))
+    step = checkpoint_step(path)
+    if args.json:
+        print(json.dumps({"model": str(path), "step": step, "dataset": cfg.dataset, "canvas": cfg.canvas, "acc": acc}))
+    else:
+        print(f"{path}: checkpoint at step {step}" if step is not None else f"{path}: model file")
+        print(format_acc(acc))
     return 0

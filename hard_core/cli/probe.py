@@ -19,6 +19,7 @@ from ..probes import InvarianceProbe, disagreement_map
 from ..probes.invariance import KINDS
 from ..probes.live import run_grids
 from ..runs import load_run, run_config
+from ..runs.reader import checkpoint_step
 from ..train import dataset_for, pick_device
 
 CHUNK = 256  # images per disagreement-map batch
@@ -59,17 +60,18 @@ def run(args) -> int:
     except UserError as e:
         raise UserError(f"run {path}: {e}") from None
     dataset, teacher, student = loaded.dataset, loaded.teacher, loaded.student
+    step = checkpoint_step(path)
     probe = InvarianceProbe(dataset.test.x, dataset.test.y, grid, images=args.images, device=device)
     maps = {"teacher": probe(teacher), "student": probe(student)}
     disagreement = _disagreement(teacher, student, probe.x, cfg.temperature)
     if args.json:
-        print(json.dumps({"run": str(path), "dataset": cfg.dataset, "canvas": cfg.canvas, "kind": grid.kind,
+        print(json.dumps({"run": str(path), "step": step, "dataset": cfg.dataset, "canvas": cfg.canvas, "kind": grid.kind,
                           "images": len(probe.x), "axes": {n: a.tolist() for n, a in zip(grid.names, grid.axes)},
                           **{who: {"acc": m["acc"].tolist(), "kl": m["kl"].tolist()} for who, m in maps.items()},
                           "disagreement": disagreement}))
         return 0
     print(f"run {path}: {cfg.dataset}" + (f" canvas {cfg.canvas}" if cfg.canvas else "")
-          + f", student {cfg.student}, teacher {cfg.teacher}; {len(probe.x)} test images")
+          + f", student {cfg.student} (checkpoint at step {step}), teacher {cfg.teacher}; {len(probe.x)} test images")
     for who, m in maps.items():
         print(f"\n{who}: accuracy % under {grid.kind} ({_summary(grid, m)})")
         print(format_map(grid, m["acc"]))

@@ -5,8 +5,10 @@ import argparse
 import time
 from pathlib import Path
 
-from ..config import load_config_file
-from ..runs import run_to_dir
+from ..config import RunConfig, load_config_file, validate
+from ..errors import UserError
+from ..runs import CHECKPOINT, checkpoint_step, run_config, run_to_dir
+from ..train.loop import KNOBS
 from .flags import add_config_flags, config_from_args
 from .printer import Printer
 
@@ -26,7 +28,9 @@ def add_parser(sub, name: str) -> None:
                        epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE", help="YAML or JSON file of options; flags override it")
     p.add_argument("--out", metavar="DIR", help="run directory to write [default: runs/<command>-<time>]")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint, with "
+                   "the config recorded in its config.json; only knobs (--lr, --temperature, --alpha, "
+                   "--hard-lambda) may be changed")
     if pre:
         add_config_flags(p, skip=("teacher", "loss", "temperature", "alpha", "pick_criterion", "pick_rounds"),
                          rename={"student": "model"}, defaults={"student": "cnn"})
@@ -35,7 +39,14 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args) -> int:
-    if args.command == "pretrain":
+    overrides = None
+    if args.resume:
+        cfg, overrides = resume_config(args)
+        step = checkpoint_step(args.out) if (Path(args.out) / CHECKPOINT).is_file() else None  # else: the writer says why
+        if step == cfg.steps:
+            print(f"{args.out} already finished at step {step} of {cfg.steps}: nothing to resume")
+            return 0
+    elif args.command == "pretrain":
         from_file = load_config_file(args.config) if args.config else {}
         fixed = {"kind": "pretrain", "loss": "ce"}
         if args.student is None and "student" not in from_file:
@@ -45,6 +56,27 @@ def run(args) -> int:
         cfg = config_from_args(args)
     out = Path(args.out or f"runs/{args.command}-{time.strftime('%Y%m%d-%H%M%S')}")
     printer = Printer(out)
-    run_to_dir(cfg, out, resume=args.resume, on_event=printer)
+    run_to_dir(cfg, out, resume=args.resume, on_event=printer, overrides=overrides)
     printer.close()
     return 0
+
+
+def resume_config(args) -> tuple[RunConfig, dict]:
+    """The run's recorded config, with the knob values this command changes. Any other option that
+    differs from config.json is refused: a resume continues the recorded run, it does not start another."""
+    if not args.out:
+        raise UserError("--resume needs --out: the run directory to continue")
+    saved = run_config(args.out)
+    if saved.kind != ("pretrain" if args.command == "pretrain" else "train"):
+        raise UserError(f"{args.out} is a {saved.kind} run: resume it with `{saved.kind} --out {args.out} --resume`")
+    given = load_config_file(args.config) if args.config else {}
+    given.update({k: getattr(args, k) for k in RunConfig.model_fields if getattr(args, k, None) is not None})
+    merged = validate(RunConfig, {**saved.model_dump(), **given})
+    changed = [k for k in given if getattr(merged, k) != getattr(saved, k)]
+    fixed = [k for k in changed if k not in KNOBS]
+    if fixed:
+        k = fixed[0]
+        raise UserError(f"--{k.replace('_', '-')} {getattr(merged, k)} differs from the run's "
+                        f"{getattr(saved, k)} (config.json); a resume continues the recorded run, and only "
+                        "the knobs --lr, --temperature, --alpha and --hard-lambda may change")
+    return saved, {k: getattr(merged, k) for k in changed}

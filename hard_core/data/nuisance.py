@@ -1,8 +1,10 @@
-"""The nuisances of the worlds that torchvision has no op for, on float [0, 1] batches (N x C x H x W).
+"""The nuisances of the worlds that torchvision has no batched op for, on float [0, 1] batches (N x C x H x W).
 
-One implementation each, used by the worlds' OOD suites (`data.suites`) and by the matching standard
-augmentations (`augment.standard`: the oracle, and what the world's teacher was trained with).
+One implementation each, used by the worlds' OOD suites (`data.suites`), by the matching standard
+augmentations (`augment.standard`: the oracle, and what the world's teacher was trained with) and, for
+`shift`, by the invariance probes (`probes.invariance`).
 
+>>> shift(x, dx, dy)   # content moves right by dx and down by dy whole pixels (ints, or N per sample)
 >>> thicken(x, 1)      # strokes one pixel thicker (3 x 3 grey dilation); thicken(x, -1) thins them
 >>> invert(x, mask)    # x -> 1 - x where mask (N booleans) is set
 """
@@ -12,6 +14,34 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
+
+
+def shift(x: Tensor, dx: int | Tensor, dy: int | Tensor = 0) -> Tensor:
+    """Integer translation: output pixel (i, j) of sample n is input pixel (i - dy[n], j - dx[n]), so
+    content moves right and down for positive shifts. dx, dy: one int for the batch, or N integers.
+
+    Images (N x C x H x W): zero fill, the black of the digit canvases; this is exactly torchvision's
+    `affine(translate=[dx, dy])` with nearest interpolation. 1D signals (N x C x L): dx only, and the end
+    values are replicated, because signals (e.g. MNIST-1D scaled to [0, 1]) have a non-zero baseline and
+    a zero fill would add an artificial step. One gather for the whole batch; any dtype.
+    """
+    n, c, w = x.shape[0], x.shape[1], x.shape[-1]
+    cols = torch.arange(w, device=x.device) - _per_sample(dx, x)  # N x W source column
+    if x.dim() == 3:  # 1D: replicate the ends by clamping the source index
+        if torch.as_tensor(dy).ne(0).any():
+            raise ValueError("1D signals shift along their length only (dx); dy must be 0")
+        return x.gather(2, cols.clamp(0, w - 1)[:, None, :].expand(n, c, w))
+    h = x.shape[2]
+    rows = torch.arange(h, device=x.device) - _per_sample(dy, x)  # N x H source row
+    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    flat = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]  # N x H x W
+    out = x.flatten(2).gather(2, flat.flatten(1)[:, None, :].expand(n, c, h * w)).view_as(x)
+    return torch.where(valid[:, None], out, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def _per_sample(d: int | Tensor, x: Tensor) -> Tensor:
+    """A shift (one int, or N integers) as an N x 1 int64 column on x's device."""
+    return torch.as_tensor(d).to(x.device, torch.long).expand(x.shape[0])[:, None]
 
 
 def thicken(x: Tensor, radius: int) -> Tensor:

@@ -29,7 +29,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
 from ..errors import UserError
-from .nuisance import invert, thicken
+from .nuisance import invert, shift, thicken
 from .types import Dataset, Split
 
 SUITES_2D = ("shift", "rotation", "scale", "noise", "blur", "contrast", "elastic", "polarity", "thickness")
@@ -114,11 +114,11 @@ def _uniform(g: torch.Generator, n: int, lo: float, hi: float) -> Tensor:
     return torch.rand(n, generator=g, dtype=torch.float64) * (hi - lo) + lo
 
 
-def _affine(x: Tensor, angles: Tensor, shifts: Tensor, scales: Tensor, nearest: bool) -> Tensor:
-    mode = F.InterpolationMode.NEAREST if nearest else F.InterpolationMode.BILINEAR  # nearest: exact px
-    return torch.stack([F.affine(img, angle=float(a), translate=[int(t[0]), int(t[1])], scale=float(s),
-                                 shear=[0.0, 0.0], interpolation=mode, fill=0.0)
-                        for img, a, t, s in zip(x, angles, shifts, scales)])
+def _affine(x: Tensor, angles: Tensor, scales: Tensor) -> Tensor:
+    """Rotate (degrees) and zoom each image about its centre: bilinear, black outside."""
+    return torch.stack([F.affine(img, angle=float(a), translate=[0, 0], scale=float(s), shear=[0.0, 0.0],
+                                 interpolation=F.InterpolationMode.BILINEAR, fill=0.0)
+                        for img, a, s in zip(x, angles, scales)])
 
 
 def _elastic(x: Tensor, g: torch.Generator, alpha: float) -> Tensor:
@@ -135,14 +135,14 @@ def _elastic(x: Tensor, g: torch.Generator, alpha: float) -> Tensor:
 
 def _perturb_2d(name: str, v: float, x: Tensor, g: torch.Generator) -> Tensor:
     n = x.shape[0]
-    ones, zeros = torch.ones(n), torch.zeros(n, 2)
     if name == "shift":
         s = int(v)
-        return _affine(x, torch.zeros(n), torch.randint(-s, s + 1, (n, 2), generator=g), ones, True)
+        dx, dy = torch.randint(-s, s + 1, (n, 2), generator=g).unbind(1)
+        return shift(x, dx=dx, dy=dy)
     if name == "rotation":
-        return _affine(x, _uniform(g, n, -v, v), zeros, ones, False)
+        return _affine(x, _uniform(g, n, -v, v), torch.ones(n))
     if name == "scale":
-        return _affine(x, torch.zeros(n), zeros, _uniform(g, n, 1 - v, 1 + v), False)
+        return _affine(x, torch.zeros(n), _uniform(g, n, 1 - v, 1 + v))
     if name == "noise":
         return x + v * torch.randn(x.shape, generator=g)
     if name == "blur":
@@ -161,10 +161,7 @@ def _perturb_2d(name: str, v: float, x: Tensor, g: torch.Generator) -> Tensor:
 
 
 def _shift_1d(x: Tensor, g: torch.Generator, s: int) -> Tensor:
-    n, c, length = x.shape
-    k = torch.randint(-s, s + 1, (n, 1), generator=g)
-    idx = (torch.arange(length)[None] - k).clamp(0, length - 1)  # replicate padding at both ends
-    return x.gather(2, idx[:, None, :].expand(n, c, length))
+    return shift(x, dx=torch.randint(-s, s + 1, (x.shape[0], 1), generator=g)[:, 0])  # ends replicated
 
 
 def check_suites(dataset: Dataset, spec: dict[str, float]) -> None:

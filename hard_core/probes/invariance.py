@@ -21,25 +21,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..augment.cutmixpick import eval_mode
+from ..data.nuisance import shift
 from ..losses import kl_div
 
 Kind = Literal["shift", "rotation-scale"]
 KINDS = ("shift", "rotation-scale")
-
-
-def shift_2d(x: Tensor, dy: int, dx: int) -> Tensor:
-    """Move images down by dy and right by dx whole pixels, zero fill (the shift suite's transform)."""
-    h, w = x.shape[-2:]
-    out = torch.zeros_like(x)
-    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return out
-
-
-def shift_1d(x: Tensor, k: int) -> Tensor:
-    """Move N x C x L signals right by k samples, replicating the end values (the 1D shift suite's rule)."""
-    idx = (torch.arange(x.shape[-1], device=x.device) - k).clamp(0, x.shape[-1] - 1)
-    return x[..., idx]
 
 
 def rotate_scale(x: Tensor, angles: Tensor, scales: Tensor) -> Tensor:
@@ -86,9 +72,10 @@ class Grid:
             angles = torch.stack([self.axes[0][i] for i, _ in params]).repeat_interleave(len(x))
             scales = torch.stack([self.axes[1][j] for _, j in params]).repeat_interleave(len(x))
             return rotate_scale(x.repeat(len(params), *[1] * (x.dim() - 1)), angles, scales)
+        # shifts: the shift suite's own transform (zero fill; 1D signals replicate their ends)
         if self.kind == "shift":
-            return torch.cat([shift_2d(x, int(self.axes[0][i]), int(self.axes[1][j])) for i, j in params])
-        return torch.cat([shift_1d(x, int(self.axes[0][i])) for (i,) in params])
+            return torch.cat([shift(x, dx=int(self.axes[1][j]), dy=int(self.axes[0][i])) for i, j in params])
+        return torch.cat([shift(x, dx=int(self.axes[0][i])) for (i,) in params])
 
 
 def _shift_axis(max_shift: int, step: int | None) -> Tensor:

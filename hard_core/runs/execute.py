@@ -1,6 +1,9 @@
 """Run a config into a run directory: the trainer's events go to the store and to `on_event`."""
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -8,24 +11,34 @@ from ..config import RunConfig
 from ..errors import UserError
 from ..train import Event, train
 from .control import ControlFile
-from .store import RunWriter
+from .store import CHECKPOINT, RunWriter
 
 
 def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
-               on_event: Callable[[Event], None] | None = None) -> Path:
-    """Train into `out`; a failure is recorded in status.json and re-raised, checkpoints stay intact."""
+               on_event: Callable[[Event], None] | None = None, overrides: dict | None = None) -> Path:
+    """Train into `out`; a failure is recorded in status.json and re-raised, the checkpoint stays intact.
+    `overrides` (resume only) are knob values that replace the checkpoint's. SIGTERM stops the run at the
+    next step with a checkpoint and status "stopped"."""
     out = Path(out)
-    writer = RunWriter(out, cfg, resume=resume)
+    writer = RunWriter(out, cfg, resume=resume, overrides=overrides)
     try:
-        for event in train(cfg, control=ControlFile(out), resume=out if resume else None):
-            writer.write(event)
-            if on_event is not None:
-                on_event(event)
+        with _sigterm_stops() as terminated:
+            control = ControlFile(out)
+
+            def requests() -> dict:
+                return {**control(), "state": "stop", "reason": "stopped by SIGTERM"} if terminated.is_set() \
+                    else control()
+
+            for event in train(cfg, control=requests, resume=out / CHECKPOINT if resume else None,
+                               overrides=overrides):
+                writer.write(event)
+                if on_event is not None:
+                    on_event(event)
     except UserError as e:
-        writer.fail(str(e))
+        writer.fail(str(e), getattr(e, "step", None))
         raise
     except KeyboardInterrupt:
-        writer.fail("interrupted (Ctrl-C); resume with --resume")
+        writer.fail("interrupted (Ctrl-C); continue it with --resume")
         raise
     except Exception as e:
         writer.fail(f"crashed: {type(e).__name__}: {e}")
@@ -33,3 +46,17 @@ def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
     finally:
         writer.close()
     return out
+
+
+@contextmanager
+def _sigterm_stops():
+    """While inside, SIGTERM sets the yielded event instead of killing the process (main thread only)."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from ..augment.hard import HardAugmentor, build_augmentor
-from ..checkpoint import load_into, read_model_spec
+from ..checkpoint import checkpoint_parts, load_into, read_model_spec
 from ..config import RunConfig, validate
 from ..data import Dataset
 from ..errors import UserError
-from .reader import load_student, read_json
+from .reader import CHECKPOINT, load_student, read_json
 
 
 @dataclass
@@ -41,15 +41,15 @@ def run_config(run_dir: str | Path) -> RunConfig:
 
 def load_augmentor(run_dir: str | Path, device="cpu") -> HardAugmentor | None:
     """The run's learned augmentor in eval mode, or None if the run has none (yet)."""
-    path = Path(run_dir) / "augmentor.safetensors"
-    if not path.is_file():
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file() or "augmentor" not in checkpoint_parts(path):
         return None
-    spec = dict(read_model_spec(path))
+    spec = dict(read_model_spec(path, "augmentor"))
     name, shape = spec.pop("augmentor", None), spec.pop("input_shape", None)
     if name is None or shape is None:
         raise UserError(f"{path} is not a HARD augmentor checkpoint")
     augmentor = build_augmentor(name, input_shape=shape, **spec)
-    load_into(augmentor, path)
+    load_into(augmentor, path, "augmentor")
     return augmentor.to(device).eval()
 
 

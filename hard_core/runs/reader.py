@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from ..checkpoint import load_model
+from ..checkpoint import load_model, read_checkpoint_extra
 from ..errors import UserError
 
 
@@ -23,19 +25,24 @@ def read_json(path: Path, default=None):
 class RunReader:
     """Tails `events.jsonl`: each `poll()` returns the events appended since the last one.
 
-    A half-written last line is left for the next poll; a corrupt complete line is counted in
-    `skipped` and passed over, so one bad write never hides the rest of a run.
+    A half-written last line is left for the next poll; a corrupt complete line (or one that is not a
+    JSON object) is counted in `skipped` and passed over, so one bad write never hides the rest of a run.
+    When a resume rewrites the history (a new file), the reader starts over: `events` is then the new
+    history, and `poll()` returns all of it.
     """
 
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir)
         self.events: list[dict] = []
         self.skipped = 0
-        self._offset = 0
+        self._offset, self._inode = 0, None
 
     def poll(self) -> list[dict]:
         try:
             with open(self.dir / "events.jsonl", "rb") as f:
+                inode = os.fstat(f.fileno()).st_ino
+                if inode != self._inode or os.fstat(f.fileno()).st_size < self._offset:
+                    self.events, self.skipped, self._offset, self._inode = [], 0, 0, inode
                 f.seek(self._offset)
                 chunk = f.read()
         except FileNotFoundError:
@@ -44,18 +51,24 @@ class RunReader:
         new = []
         for line in chunk[:end].splitlines():
             try:
-                new.append(json.loads(line))
+                event = json.loads(line)
             except json.JSONDecodeError:
+                event = None
+            if isinstance(event, dict):
+                new.append(event)
+            else:
                 self.skipped += 1
         self._offset += end
         self.events.extend(new)
         return new
 
     def status(self) -> dict:
-        return read_json(self.dir / "status.json", {})
+        """status.json; a run whose writer process is gone without saying so reads as state "died"."""
+        return run_status(self.dir)
 
     def config(self) -> dict:
-        return read_json(self.dir / "config.json", {}).get("config", {})
+        saved = read_json(self.dir / "config.json", {})
+        return saved.get("config", {}) if isinstance(saved, dict) else {}
 
     def snapshot(self, event: dict) -> dict[str, Tensor]:
         return load_file(str(self.dir / event["file"]))
@@ -71,11 +84,35 @@ class RunInfo:
     updated: float
 
 
+ALIVE = ("starting", "running", "paused")  # states in which the run's process should be alive
+HOST = socket.gethostname()
+
+
+def pid_alive(pid) -> bool:
+    try:
+        return isinstance(pid, int) and pid > 0 and os.kill(pid, 0) is None
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+
+
+def run_status(run_dir: str | Path) -> dict:
+    """A run's status.json ({} if unreadable). A run that claims to be alive while its process (on this
+    host) is gone, e.g. killed by SIGKILL or a power cut, reads as state "died"."""
+    st = read_json(Path(run_dir) / "status.json", {})
+    st = st if isinstance(st, dict) else {}
+    if st.get("state") in ALIVE and st.get("host", HOST) == HOST and "pid" in st and not pid_alive(st["pid"]):
+        st = {**st, "state": "died", "message": f"the process (pid {st['pid']}) ended without a word; "
+              "continue it with --resume"}
+    return st
+
+
 def list_runs(root: str | Path = "runs") -> list[RunInfo]:
     """Every run directory under `root`, newest first."""
     runs = []
     for cfg in Path(root).glob("*/config.json"):
-        st = read_json(cfg.parent / "status.json", {})
+        st = run_status(cfg.parent)
         runs.append(RunInfo(cfg.parent.name, cfg.parent, st.get("state", "unknown"), st.get("step", 0),
                             st.get("total_steps", 0), st.get("updated", cfg.stat().st_mtime)))
     return sorted(runs, key=lambda r: r.updated, reverse=True)
@@ -96,14 +133,28 @@ def final_metrics(run_dir: str | Path) -> dict:
     return out
 
 
+CHECKPOINT = "checkpoint.safetensors"  # a run's one checkpoint file (written by `store.RunWriter`)
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    """The checkpoint of a run directory (a model file is its own checkpoint); one line if there is none."""
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT if run_dir.is_dir() else run_dir
+    if run_dir.is_dir() and not path.is_file():
+        raise UserError(f"{run_dir} has no checkpoint yet (is the run past its first checkpoint?)")
+    return path
+
+
+def checkpoint_step(run_dir: str | Path) -> int | None:
+    """The step of a run's checkpoint (None for a model file)."""
+    return read_checkpoint_extra(checkpoint_path(run_dir)).get("step")
+
+
 def load_student(run_dir: str | Path, device: str = "cpu") -> nn.Module:
-    """The trained student of a run, in eval mode, with `.input_shape`; maps [0, 1] images to logits.
+    """The trained student of a run (or of a model file), in eval mode, with `.input_shape`; maps [0, 1]
+    images to logits.
 
     >>> student = load_student("runs/R")
     >>> logits = student(torch.rand(8, *student.input_shape))
     """
-    run_dir = Path(run_dir)
-    path = run_dir / "student.safetensors" if run_dir.is_dir() else run_dir
-    if run_dir.is_dir() and not path.is_file():
-        raise UserError(f"{run_dir} has no student.safetensors yet (has the run written a checkpoint?)")
-    return load_model(path, device)
+    return load_model(checkpoint_path(run_dir), device)

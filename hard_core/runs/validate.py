@@ -33,7 +33,7 @@ from ..probes.tstddev import Views, rank_augmentations
 from ..train import dataset_for, pick_device
 from ..train.setup import load_teacher, train_split
 from .execute import run_to_dir
-from .reader import load_student, read_json
+from .reader import CHECKPOINT, load_student, read_json
 
 # Fields that may differ between a saved run and a rerun without making it a different experiment.
 _IGNORED = ("device", "threads")
@@ -94,7 +94,7 @@ def train_or_reuse(cfg: RunConfig, run_dir: Path) -> str:
         mine = cfg.model_dump()
         if any(saved.get(k) != v for k, v in mine.items() if k not in _IGNORED):
             raise UserError(f"{run_dir} holds a run with another config; choose another --out")
-        has_checkpoint = (run_dir / "student.safetensors").is_file()
+        has_checkpoint = (run_dir / CHECKPOINT).is_file()
         if has_checkpoint and read_json(run_dir / "status.json", {}).get("state") == "finished":
             return "reused"
         if has_checkpoint:

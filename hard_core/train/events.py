@@ -42,7 +42,7 @@ class StepMetrics(Event):
     alpha: float
     steps_per_s: float
     elapsed_s: float
-    extra: dict = field(default_factory=dict)  # e.g. augmentor loss (issue 3)
+    extra: dict = field(default_factory=dict)  # e.g. the augmentor's loss
 
 
 @dataclass
@@ -79,6 +79,7 @@ class Checkpoint(Event):
     knobs: dict = field(default_factory=dict)  # knob values in force, restored on resume
     augmentor: object = None  # HARD's augmentor (nn.Module) and its optimizer, if any
     augmentor_optimizer: object = None
+    elapsed_s: float = 0.0  # training time so far, continued on resume
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "step": self.step}

@@ -17,8 +17,8 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import load_into, load_optimizer
-from ..config import RunConfig
+from ..checkpoint import load_checkpoint
+from ..config import KNOBS, RunConfig
 from ..errors import UserError
 from ..probes.live import RunProbe
 from .evaluate import accuracy
@@ -26,12 +26,15 @@ from .events import Checkpoint, EvalMetrics, Event, Snapshot, Status, StepMetric
 from .setup import Session, build_session
 from .step import StepResult, distil_step
 
-KNOBS = ("lr", "temperature", "alpha", "hard_lambda")
 SNAPSHOT_SIZE = 16  # images per snapshot: enough for a gallery, small on disk
 
 
 class Diverged(UserError):
-    """The loss became NaN or infinite; the last checkpoint is kept."""
+    """The loss became NaN or infinite at `step`; the last checkpoint is kept."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
 
 
 class EpochSampler:
@@ -51,20 +54,25 @@ class EpochSampler:
         return self._perm[i * self.b:(i + 1) * self.b]
 
 
-def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
-          resume: Path | None = None) -> Iterator[Event]:
-    """Train (or pretrain) as `cfg` says, yielding events; `resume` is a run directory to continue."""
+def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Path | None = None,
+          overrides: dict | None = None) -> Iterator[Event]:
+    """Train (or pretrain) as `cfg` says, yielding events. `resume` is a run checkpoint file to continue
+    from; `overrides` are knob values that replace the checkpoint's on resume."""
     yield Status(0, "starting", "loading data and models", total_steps=cfg.steps)
     s = build_session(cfg)
     knobs = {k: getattr(cfg, k) for k in KNOBS}
-    start = 0
+    start, elapsed, saved = 0, 0.0, None  # saved: the step of the last checkpoint written or restored
     if resume is not None:
-        start, knobs = _restore(s, Path(resume), knobs)
+        start, elapsed, knobs = _restore(s, Path(resume), knobs)
+        knobs.update(overrides or {})
+        saved = start
     reference = None  # the teacher's predictions per suite, computed at the first evaluation
     probe = RunProbe(s.teacher, s.dataset, s.device) if s.teacher is not None else None
     sampler = EpochSampler(len(s.train), cfg.batch_size, cfg.seed, s.device)
-    yield Status(start, "running", f"training on {s.device.type}", total_steps=cfg.steps)
-    t0, last = time.perf_counter(), (time.perf_counter(), start)
+    how = f"resumed from step {start}" + "".join(f", {k}={v:g}" for k, v in (overrides or {}).items()) \
+        if resume is not None else "training"
+    yield Status(start, "running", f"{how} on {s.device.type}", total_steps=cfg.steps)
+    t0, last = time.perf_counter() - elapsed, (time.perf_counter(), start)
     for step in range(start + 1, cfg.steps + 1):
         if control is not None:
             request = control()
@@ -80,8 +88,8 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
                     request = control()
                 yield Status(step - 1, "running", "resumed", total_steps=cfg.steps)
             if request.get("state") == "stop":
-                yield _checkpoint(step - 1, s, knobs)
-                yield Status(step - 1, "stopped", "stopped on request", total_steps=cfg.steps)
+                yield _checkpoint(step - 1, s, knobs, time.perf_counter() - t0)
+                yield Status(step - 1, "stopped", request.get("reason", "stopped on request"), total_steps=cfg.steps)
                 return
 
         # ---- one step: sample, augment, distil (teacher on exactly what the student sees) ----
@@ -97,8 +105,8 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
         if logging:
             value = out.loss.item()
             if not math.isfinite(value):
-                raise Diverged(f"loss became {value} at step {step}: lower --lr or --temperature "
-                               "(the last checkpoint is kept)")
+                kept = f"the checkpoint at step {saved} is kept" if saved is not None else "no checkpoint was written"
+                raise Diverged(f"loss became {value} at step {step}: lower --lr or --temperature ({kept})", step)
             now = time.perf_counter()
             rate = (step - last[1]) / max(now - last[0], 1e-9)
             last = (now, step)
@@ -120,7 +128,8 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None,
                 acc, agree, _ = accuracy(s.student, s.suites, reference)
             yield EvalMetrics(step, "student", acc, agree)
         if step % cfg.checkpoint_every == 0 or final:
-            yield _checkpoint(step, s, knobs)
+            yield _checkpoint(step, s, knobs, time.perf_counter() - t0)
+            saved = step
     yield Status(cfg.steps, "finished", f"done in {time.perf_counter() - t0:.1f} s", total_steps=cfg.steps)
 
 
@@ -139,18 +148,15 @@ def _snapshot(step: int, out: StepResult) -> Snapshot:
     return Snapshot(step, tensors)
 
 
-def _checkpoint(step: int, s: Session, knobs: dict) -> Checkpoint:
-    return Checkpoint(step, s.student, s.optimizer, dict(knobs), s.augmentor, s.augmentor_optimizer)
+def _checkpoint(step: int, s: Session, knobs: dict, elapsed: float) -> Checkpoint:
+    return Checkpoint(step, s.student, s.optimizer, dict(knobs), s.augmentor, s.augmentor_optimizer, elapsed)
 
 
-def _restore(s: Session, run_dir: Path, knobs: dict) -> tuple[int, dict]:
-    """Load student weights and optimizer state; returns the step to continue from and the knobs."""
-    student_file, optim_file = run_dir / "student.safetensors", run_dir / "optimizer.safetensors"
-    if not student_file.is_file() or not optim_file.is_file():
-        raise UserError(f"cannot resume: {run_dir} has no checkpoint yet")
-    load_into(s.student, student_file)
-    extra = load_optimizer(optim_file, s.optimizer)
+def _restore(s: Session, path: Path, knobs: dict) -> tuple[int, float, dict]:
+    """Load every part of the session from one checkpoint file; returns its step, elapsed time, knobs."""
+    parts = {"student": s.student, "optimizer": s.optimizer}
     if s.augmentor is not None:
-        load_into(s.augmentor, run_dir / "augmentor.safetensors")
-        load_optimizer(run_dir / "augmentor_optimizer.safetensors", s.augmentor_optimizer)
-    return int(extra.get("step", 0)), {**knobs, **extra.get("knobs", {})}
+        parts.update(augmentor=s.augmentor, augmentor_optimizer=s.augmentor_optimizer)
+    extra = load_checkpoint(path, parts)
+    saved = extra.get("knobs") if isinstance(extra.get("knobs"), dict) else {}
+    return extra["step"], float(extra.get("elapsed_s", 0.0)), {**knobs, **{k: saved[k] for k in KNOBS if k in saved}}

@@ -76,9 +76,9 @@ def teacher_path(spec: str, cfg: RunConfig) -> Path:
         return shipped_teacher(cfg.dataset, cfg.canvas, get_world(cfg.world).teacher)
     path = Path(spec)
     if path.is_dir():
-        path = path / "student.safetensors"
+        path = path / "checkpoint.safetensors"
         if not path.is_file():
-            raise UserError(f"--teacher {spec}: no student.safetensors in that directory (is the run finished?)")
+            raise UserError(f"--teacher {spec}: that directory holds no checkpoint (is the run finished?)")
     elif not path.is_file():
         raise UserError(f"--teacher {spec}: not found (give a pretrain run directory, a .safetensors file, "
                         "or 'default')")

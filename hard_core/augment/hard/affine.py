@@ -4,8 +4,8 @@ A small MLP maps noise (and, optionally, a thumbnail of the image) to one raw va
 of freedom; the learned `spread` adds fresh noise to it (`HardAugmentor.explore`), and the transform is
 `bound * sin(raw)`. The MLP's last layer starts at zero, so with spread 0 the augmentor is the identity;
 the default spread 1 starts it wide, over most of each bound. Why sin and not tanh: tanh saturates, and
-in our runs a tanh generator pushed every sample to one corner shift and stayed there (tanh'(r) ~ 0)
-while the student learned that corner; sin is bounded but never saturates, so a sample can always move
+a tanh generator pushes every sample to one corner shift, where it stays (tanh'(r) ~ 0) while the
+student learns that corner; sin is bounded but never saturates, so a sample can always move
 back from a bound. Why a spread: from the identity a rotation augmentor never left it (final angles
 within +-2 degrees, rotated accuracy equal to KD's), because the student was trained around the identity
 and the disagreement is at a local minimum there. The warp is `affine_grid` + `grid_sample`, so the

@@ -21,7 +21,7 @@ from torch import Tensor
 from hard_core.data import Dataset
 from hard_core.probes import InvarianceProbe, disagreement_map
 from hard_core.probes.live import run_grids
-from hard_core.runs import LoadedRun, load_run
+from hard_core.runs import CHECKPOINT, LoadedRun, load_run
 
 from .runs import finished
 
@@ -41,7 +41,7 @@ def inspectable_runs() -> dict[str, Path]:
     for row in finished():
         cfg = row["config"]
         if cfg.get("kind", "train") == "train" and cfg.get("teacher") and cfg.get("loss", "kd") == "kd" \
-                and (row["path"] / "student.safetensors").is_file():
+                and (row["path"] / CHECKPOINT).is_file():
             data = cfg.get("dataset", "?") + (f" · canvas {cfg['canvas']}" if cfg.get("canvas") else "")
             hard = f"HARD-{cfg['hard']}" if cfg.get("hard", "none") != "none" else f"KD + {cfg.get('augment', 'none')}"
             found[f"{row['id']} ({hard}, {cfg.get('student')} student, {data})"] = row["path"]
@@ -54,8 +54,8 @@ def _load(path: str, stamp: float) -> LoadedRun:
 
 
 def load(run_dir: Path) -> LoadedRun:
-    """The run's config, data, teacher and student in eval mode (cached until the student file changes)."""
-    return _load(str(run_dir), (Path(run_dir) / "student.safetensors").stat().st_mtime)
+    """The run's config, data, teacher and student in eval mode (cached until the checkpoint changes)."""
+    return _load(str(run_dir), (Path(run_dir) / CHECKPOINT).stat().st_mtime)
 
 
 def test_image(run: LoadedRun, index: int) -> tuple[Tensor, int]:

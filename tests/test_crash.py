@@ -1,0 +1,300 @@
+"""Crash safety: SIGKILL at random moments and the README's resume, one writer per run, SIGTERM, a full
+disk, and a table of bad inputs that each get one line and exit 2 without changing what was written."""
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from hard_core.checkpoint import save_model
+from hard_core.cli import main
+from hard_core.config import RunConfig
+from hard_core.errors import UserError
+from hard_core.models import build_model
+from hard_core.runs import RunReader, load_student, run_to_dir
+
+HARD_RUN = ["--dataset", "mnist5k", "--canvas", "40", "--teacher", "default", "--student", "mlp", "--hard", "affine",
+            "--suites", "shift:6", "--eval-every", "20", "--log-every", "5", "--snapshot-every", "20",
+            "--probe-every", "1000", "--seed", "0", "--threads", "1", "--device", "cpu"]
+
+
+def engine(*argv) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hard_core", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(check, timeout=120.0, what="it"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def logged_step(run: Path) -> int:
+    steps = [e["step"] for e in RunReader(run).poll() if e["kind"] == "step"]
+    return steps[-1] if steps else 0
+
+
+def in_checkpoint_write(run: Path) -> bool:
+    return any(run.glob(".checkpoint.safetensors.*.tmp"))
+
+
+def kill(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+
+
+def history(run: Path) -> list[dict]:
+    return [e for e in RunReader(run).poll()]
+
+
+def assert_clean_history(run: Path) -> None:
+    events = history(run)
+    for kind in ("step", "checkpoint"):
+        steps = [e["step"] for e in events if e["kind"] == kind]
+        assert steps == sorted(set(steps)), (kind, steps)  # every step logged once, in order
+    evals = [(e["step"], e["model"]) for e in events if e["kind"] == "eval"]
+    assert len(evals) == len(set(evals)), evals
+    elapsed = [e["elapsed_s"] for e in events if e["kind"] == "step"]
+    assert elapsed == sorted(elapsed)  # training time continues across resumes
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_the_readme_resume_ends_bit_identical(tmp_path):
+    """Five SIGKILLs (two inside a checkpoint write, one while a resume is still loading, two at random
+    steps), each followed by exactly `train --out R --resume`: the weights equal an uninterrupted run's."""
+    steps = ["--steps", "60", "--checkpoint-every", "5"]
+    ref, run = tmp_path / "ref", tmp_path / "R"
+    assert engine("train", *HARD_RUN, *steps, "--out", str(ref)).wait() == 0
+    rng = random.Random(0)
+    moments = ["checkpoint-write", "loading", rng.randint(12, 30), "checkpoint-write", rng.randint(35, 55)]
+    p = engine("train", *HARD_RUN, *steps, "--out", str(run))
+    for i, moment in enumerate(moments):
+        if moment == "checkpoint-write":  # the temporary checkpoint file exists: the kill lands mid-write
+            wait_for(lambda: in_checkpoint_write(run) and logged_step(run) >= 10, what="a checkpoint write")
+        elif moment == "loading":
+            time.sleep(0.5)
+        else:
+            wait_for(lambda: logged_step(run) >= moment or p.poll() is not None, what=f"step {moment}")
+            assert p.poll() is None, p.stderr.read()
+        kill(p)
+        if i == 0:  # a killed run reads as died, not as running forever
+            assert RunReader(run).status()["state"] == "died"
+        p = engine("train", "--out", str(run), "--resume")
+    assert p.wait() == 0, p.stderr.read()
+    a, b = load_file(str(ref / "checkpoint.safetensors")), load_file(str(run / "checkpoint.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # student, augmentor, optimizers
+    assert_clean_history(run)
+    final = lambda d: [e["acc"] for e in history(d) if e["kind"] == "eval" and e["model"] == "student"][-1]  # noqa: E731
+    assert final(ref) == final(run)
+    resumed_at = [r["step"] for r in json.loads((run / "config.json").read_text())["resumes"]]
+    assert resumed_at and all(step % 5 == 0 for step in resumed_at)  # each from a whole checkpoint
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_and_sigterm_stops_with_a_checkpoint(tmp_path, capsys):
+    run = tmp_path / "R"
+    p = engine("train", *HARD_RUN, "--steps", "2000", "--checkpoint-every", "1000", "--out", str(run))
+    try:
+        wait_for(lambda: logged_step(run) >= 5, what="the first run to train")
+        assert main(["train", *HARD_RUN, "--out", str(run)]) == 2
+        assert "being written by another process (pid " in capsys.readouterr().err
+        assert main(["train", "--out", str(run), "--resume"]) == 2  # resuming a live run
+        assert "being written by another process (pid " in capsys.readouterr().err
+        os.kill(p.pid, signal.SIGTERM)
+        assert p.wait(60) == 0
+    finally:
+        kill(p)
+    status = RunReader(run).status()
+    assert status["state"] == "stopped" and status["message"] == "stopped by SIGTERM"
+    assert load_file(str(run / "checkpoint.safetensors"))  # written at the stop
+    from hard_core.runs import checkpoint_step
+
+    assert checkpoint_step(run) == status["step"] >= 5
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_last_good_one(tmp_path, monkeypatch):
+    import hard_core.checkpoint as ckpt
+
+    real, calls = ckpt.save_file, {"n": 0}
+
+    def disk_fills_on_the_second_checkpoint(tensors, path, metadata=None):
+        if metadata and "parts" in metadata:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                Path(path).write_bytes(b"\0" * 100)  # a partial write, then the error
+                raise OSError(28, "No space left on device")
+        return real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(ckpt, "save_file", disk_fills_on_the_second_checkpoint)
+    cfg = RunConfig(dataset="mnist5k", loss="ce", student="mlp", steps=30, batch_size=32, checkpoint_every=10,
+                    eval_every=30, suites="none", seed=1)
+    with pytest.raises(UserError, match=r"no space left on device; the last good checkpoint at step 10 is kept"):
+        run_to_dir(cfg, tmp_path / "R")
+    from hard_core.runs import checkpoint_step
+
+    assert checkpoint_step(tmp_path / "R") == 10 and not list((tmp_path / "R").glob(".*.tmp"))
+    load_student(tmp_path / "R")  # whole and finite
+    status = json.loads((tmp_path / "R" / "status.json").read_text())
+    assert status["state"] == "failed" and status["step"] == 20 and "no space left" in status["message"]
+
+
+def test_resume_takes_the_recorded_config_refuses_other_flags_and_records_knobs(tmp_path, capsys):
+    run = tmp_path / "R"
+    tiny = ["--dataset", "mnist5k", "--loss", "ce", "--steps", "20", "--batch-size", "32", "--checkpoint-every",
+            "10", "--eval-every", "20", "--suites", "none", "--threads", "1"]
+    assert main(["train", *tiny, "--out", str(run)]) == 0
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    assert "already finished at step 20" in capsys.readouterr().out
+    # as if stopped at step 10: a resume with a knob change continues the recorded run with it
+    ckpt = load_file(str(run / "checkpoint.safetensors"))
+    from safetensors import safe_open
+
+    with safe_open(str(run / "checkpoint.safetensors"), "pt") as f:
+        meta = f.metadata()
+    save_file(ckpt, str(run / "checkpoint.safetensors"), metadata={**meta, "extra": json.dumps(
+        {**json.loads(meta["extra"]), "step": 10})})
+    assert main(["train", "--out", str(run), "--resume", "--steps", "30"]) == 2
+    assert "--steps 30 differs from the run's 20" in capsys.readouterr().err
+    assert main(["train", "--out", str(run), "--resume", "--lr", "0.0005"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["config"]["lr"] == 0.001 and saved["resumes"][-1]["overrides"] == {"lr": 0.0005}
+    assert_clean_history(run)
+    steps = [e for e in history(run) if e["kind"] == "status" and e["state"] == "running"]
+    assert "resumed from step 10, lr=0.0005" in steps[-1]["message"]
+
+
+# ---- bad inputs: exit 2, one line, no traceback, and the existing run unchanged ----
+
+@pytest.fixture(scope="module")
+def finished_hard_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("finished") / "R"
+    run_to_dir(RunConfig(dataset="mnist5k", canvas=40, teacher="default", student="mlp", hard="affine", steps=10,
+                         checkpoint_every=5, eval_every=10, suites="shift:6", threads=1), run)
+    return run
+
+
+def fingerprint(run: Path) -> dict:
+    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run.rglob("*")) if p.is_file() and p.name != "lock"}
+
+
+def make_bad_files(tmp: Path, R: Path) -> None:
+    """The broken files and folders the table points at."""
+    model = build_model("mlp", input_shape=(1, 40, 40), num_classes=10)
+    nan = tmp / "nan-teacher.safetensors"
+    save_model(nan, model)
+    t = load_file(str(nan))
+    t[next(k for k, v in t.items() if v.dim() == 2)][0, 0] = float("nan")
+    from safetensors import safe_open
+
+    with safe_open(str(nan), "pt") as f:
+        save_file(t, str(nan), metadata=f.metadata())
+    (tmp / "garbage.safetensors").write_bytes(b"not a safetensors file")
+    save_file({"w": torch.zeros(1)}, str(tmp / "spec-list.safetensors"), metadata={"spec": "[]"})
+    save_file({"w": torch.zeros(1)}, str(tmp / "spec-short.safetensors"), metadata={"spec": '{"model": "mlp"}'})
+    (tmp / "bad.yaml").write_text("steps: 10\nlr: [\n")
+    (tmp / "list.yaml").write_text("- steps\n- 10\n")
+    (tmp / "list.json").write_text("[1, 2]")
+    (tmp / "unknown.yaml").write_text("stepz: 10\n")
+    (tmp / "a-file").write_text("x")
+    for name, config in (("list-config", "[]"), ("bad-config", "{not json")):
+        d = tmp / name
+        d.mkdir()
+        (d / "config.json").write_text(config)
+        (d / "checkpoint.safetensors").write_bytes((R / "checkpoint.safetensors").read_bytes())
+        (d / "events.jsonl").write_text("")
+    d = tmp / "no-checkpoint"
+    d.mkdir()
+    (d / "config.json").write_text((R / "config.json").read_text())
+    (d / "events.jsonl").write_text("")
+    d = tmp / "torn"
+    d.mkdir()
+    for name in ("config.json", "events.jsonl"):
+        (d / name).write_text((R / name).read_text())
+    (d / "checkpoint.safetensors").write_bytes((R / "checkpoint.safetensors").read_bytes()[:5000])
+
+
+def exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse
+        return e.code
+
+
+KD = ["--canvas", "40", "--teacher", "default", "--steps", "5", "--threads", "1", "--out", "{tmp}/out"]
+BAD = [  # (argv with {tmp} and {R}, what the line must say)
+    (["train", *KD, "--steps", "0"], "--steps"),
+    (["train", *KD, "--steps", "-3"], "--steps"),
+    (["train", *KD, "--steps", "1e9"], "invalid int"),
+    (["train", *KD, "--lr", "inf"], "finite"),
+    (["train", *KD, "--lr", "nan"], "finite"),
+    (["train", *KD, "--lr", "1e6"], "--lr"),
+    (["train", *KD, "--temperature", "inf"], "finite"),
+    (["train", *KD, "--hard-lambda", "inf"], "finite"),
+    (["train", *KD, "--alpha", "2"], "--alpha"),
+    (["train", *KD, "--canvas", "5000"], "--canvas"),
+    (["train", *KD, "--batch-size", "0"], "--batch-size"),
+    (["train", *KD, "--batch-size", "1000000"], "--batch-size"),
+    (["train", *KD, "--hard", "bogus"], "invalid choice"),
+    (["train", *KD, "--world", "bogus"], "world"),
+    (["train", *KD, "--dataset", "nope"], "nope"),
+    (["train", *KD, "--suites", "bogus:3"], "bogus"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/missing.safetensors"], "not found"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/garbage.safetensors"], "corrupt checkpoint"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/nan-teacher.safetensors"], "nan-teacher.safetensors is corrupt"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/spec-list.safetensors"], "not a hard_core"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/spec-short.safetensors"], "lacks input_shape"),
+    (["train", "--out", "{tmp}/out", "--config", "{tmp}/missing.yaml"], "not found"),
+    (["train", "--out", "{tmp}/out", "--config", "{tmp}/bad.yaml"], "line 3"),
+    (["train", "--out", "{tmp}/out", "--config", "{tmp}/list.yaml"], "mapping"),
+    (["train", "--out", "{tmp}/out", "--config", "{tmp}/list.json"], "mapping"),
+    (["train", "--out", "{tmp}/out", "--config", "{tmp}/unknown.yaml"], "unknown option 'stepz'"),
+    (["train", *KD[:-2], "--out", "{tmp}/a-file"], "cannot write the run directory"),
+    (["train", *KD[:-2], "--out", "/proc/hard-lab-cannot-be-here"], "cannot write the run directory"),
+    (["train", *KD[:-2], "--out", "{R}"], "already holds a run"),
+    (["train", "--resume"], "--resume needs --out"),
+    (["train", "--out", "{tmp}/nowhere", "--resume"], "not a run directory"),
+    (["train", "--out", "{tmp}/no-checkpoint", "--resume"], "no checkpoint"),
+    (["train", "--out", "{tmp}/torn", "--resume"], "corrupt checkpoint"),
+    (["train", "--out", "{tmp}/list-config", "--resume"], "not a run directory"),
+    (["train", "--out", "{tmp}/bad-config", "--resume"], "not a run directory"),
+    (["train", "--out", "{R}", "--resume", "--steps", "20"], "--steps 20 differs"),
+    (["train", "--out", "{R}", "--resume", "--hard", "none"], "--hard none differs"),
+    (["train", "--out", "{R}", "--resume", "--lr", "inf"], "finite"),
+    (["pretrain", "--out", "{R}", "--resume"], "is a train run"),
+    (["eval", "{tmp}/missing"], "not found"),
+    (["eval", "{tmp}/garbage.safetensors"], "corrupt checkpoint"),
+    (["eval", "{tmp}/bad-config"], "not a run directory"),
+    (["eval", "{tmp}/no-checkpoint"], "no checkpoint"),
+    (["probe", "{tmp}/missing"], "not found"),
+    (["probe", "{R}", "--images", "0"], "--images"),
+    (["bench", "--steps", "0"], "--steps must be at least 1"),
+    (["bench", "--rounds", "0"], "--rounds must be at least 1"),
+    (["bench", "--hard-every", "0"], "--hard-every must be at least 1"),
+    (["bench", "--variants", "nope"], "unknown variant"),
+    (["nonsense"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv,says", BAD, ids=[" ".join(a)[:60] for a, _ in BAD])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, says, finished_hard_run, tmp_path, capsys):
+    make_bad_files(tmp_path, finished_hard_run)
+    before = fingerprint(finished_hard_run)
+    assert exit_code([a.format(tmp=tmp_path, R=finished_hard_run) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    lines = [line for line in err if not line.startswith("[")]  # progress lines of a run that got going
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], err
+    assert "Traceback" not in "\n".join(err)
+    assert fingerprint(finished_hard_run) == before
