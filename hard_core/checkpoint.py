@@ -80,13 +80,13 @@ def _read(path: Path) -> tuple[dict, dict]:
     return tensors, meta
 
 
-def _json(path, meta: dict, key: str, kind=dict):
-    """A JSON value from the metadata, of type `kind`, or one line saying what the file is not."""
+def _json(path, meta: dict, key: str) -> dict:
+    """A JSON object from the metadata, or one line saying what the file is not."""
     try:
         value = json.loads(meta[key])
     except (KeyError, TypeError, json.JSONDecodeError):
         value = None
-    if not isinstance(value, kind):
+    if not isinstance(value, dict):
         raise UserError(f"{path} is not a hard_core checkpoint (its '{key}' metadata is missing or malformed)")
     return value
 
@@ -105,10 +105,10 @@ def _model_file(path: Path, part: str = "student") -> tuple[dict, dict, dict]:
             raise UserError(f"{path} holds no {part}")
         spec, tensors, extra = layout[part]["spec"], _part(tensors, part), _json(path, meta, "extra")
     else:
-        spec, extra = _json(path, meta, "spec"), json.loads(meta.get("extra", "{}") or "{}")
+        spec, extra = _json(path, meta, "spec"), _json(path, meta, "extra") if "extra" in meta else {}
     if not isinstance(spec, dict):
         raise UserError(f"{path} is not a hard_core model checkpoint (its spec is not an object)")
-    return spec, tensors, extra if isinstance(extra, dict) else {}
+    return spec, tensors, extra
 
 
 def read_model_spec(path: Path, part: str = "student") -> dict:

@@ -19,7 +19,7 @@ from hard_core.cli import main
 from hard_core.config import RunConfig
 from hard_core.errors import UserError
 from hard_core.models import build_model
-from hard_core.runs import RunReader, load_student, run_to_dir
+from hard_core.runs import RunReader, checkpoint_step, load_student, run_to_dir
 
 HARD_RUN = ["--dataset", "mnist5k", "--canvas", "40", "--teacher", "default", "--student", "mlp", "--hard", "affine",
             "--suites", "shift:6", "--eval-every", "20", "--log-every", "5", "--snapshot-every", "20",
@@ -56,7 +56,7 @@ def kill(p: subprocess.Popen) -> None:
 
 
 def history(run: Path) -> list[dict]:
-    return [e for e in RunReader(run).poll()]
+    return RunReader(run).poll()
 
 
 def assert_clean_history(run: Path) -> None:
@@ -119,8 +119,6 @@ def test_a_second_writer_is_refused_and_sigterm_stops_with_a_checkpoint(tmp_path
     status = RunReader(run).status()
     assert status["state"] == "stopped" and status["message"] == "stopped by SIGTERM"
     assert load_file(str(run / "checkpoint.safetensors"))  # written at the stop
-    from hard_core.runs import checkpoint_step
-
     assert checkpoint_step(run) == status["step"] >= 5
 
 
@@ -142,8 +140,6 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_last_good_one(tmp_path, monkeypat
                     eval_every=30, suites="none", seed=1)
     with pytest.raises(UserError, match=r"no space left on device; the last good checkpoint at step 10 is kept"):
         run_to_dir(cfg, tmp_path / "R")
-    from hard_core.runs import checkpoint_step
-
     assert checkpoint_step(tmp_path / "R") == 10 and not list((tmp_path / "R").glob(".*.tmp"))
     load_student(tmp_path / "R")  # whole and finite
     status = json.loads((tmp_path / "R" / "status.json").read_text())

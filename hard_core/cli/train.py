@@ -5,10 +5,9 @@ import argparse
 import time
 from pathlib import Path
 
-from ..config import RunConfig, load_config_file, validate
+from ..config import KNOBS, RunConfig, load_config_file, validate
 from ..errors import UserError
 from ..runs import CHECKPOINT, checkpoint_step, run_config, run_to_dir
-from ..train.loop import KNOBS
 from .flags import add_config_flags, config_from_args
 from .printer import Printer
 

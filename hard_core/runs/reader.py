@@ -40,9 +40,9 @@ class RunReader:
     def poll(self) -> list[dict]:
         try:
             with open(self.dir / "events.jsonl", "rb") as f:
-                inode = os.fstat(f.fileno()).st_ino
-                if inode != self._inode or os.fstat(f.fileno()).st_size < self._offset:
-                    self.events, self.skipped, self._offset, self._inode = [], 0, 0, inode
+                st = os.fstat(f.fileno())
+                if st.st_ino != self._inode or st.st_size < self._offset:  # a new file: start over
+                    self.events, self.skipped, self._offset, self._inode = [], 0, 0, st.st_ino
                 f.seek(self._offset)
                 chunk = f.read()
         except FileNotFoundError:
