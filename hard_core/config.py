@@ -64,12 +64,15 @@ class RunConfig(BaseModel):
         "augmentor update, then a student update on fresh augmentations")
     hard_spread: float | None = opt(None, "starting width of the augmentor's exploration noise (default: the "
                                   "family's own; 0 starts at the identity)", ge=0, le=4)
+    hard_candidates: int | None = opt(None, "augmentations drawn per image, of which the hardest is kept (default: "
+                                      "the family's own: 4 for colour, 1 for the others)", ge=1, le=16)
     hard_lambda: float = opt(1.0, "lambda: how strongly the teacher must still see the same thing on an "
                            "augmented image, KL(T(x)||T(x_aug)) (knob)", ge=0)
-    hard_lr: float = opt(1e-2, "augmentor learning rate (its own Adam)", gt=0, le=10)
-    hard_every: int = opt(1, "update the augmentor on every k-th student step (amortises its cost; between updates it only "
+    hard_lr: float = opt(3e-2, "augmentor learning rate (its own Adam)", gt=0, le=10)
+    hard_every: int = opt(4, "update the augmentor on every k-th student step (amortises its cost; between updates it only "
                     "augments)", ge=1)
-    hard_share: float = opt(0.5, "share of the student's batch that the augmentor augments", gt=0, le=1)
+    hard_share: float | None = opt(None, "share of the student's batch that the augmentor augments (default: the "
+                                 "family's own: 0.75 for affine, 0.5 for the others)", gt=0, le=1)
     affine: str = opt("translate", "HARD-affine degrees of freedom and bounds, e.g. 'translate' (15% of the "
                     "side), 'rotate' (90 degrees), 'translate:6,rotate:30,scale:0.2,shear:0.2', or 'all'")
     hard_image_input: bool = opt(False, "condition the affine augmentor on the image as well as on noise")

@@ -66,14 +66,17 @@ def hard_loss(student: Tensor, teacher_clean: Tensor, teacher_aug: Tensor, teach
     return kd - lam * share * consistency(teacher_src, teacher_aug, temperature), kd
 
 
-def augmentor_loss(teacher_aug: Tensor, student_aug: Tensor, teacher_src: Tensor, temperature: float,
-                   lam: float) -> Tensor:
-    """What the augmentor minimises in the alternating schedule: the same game as `hard_loss`, on its own,
+def augmentor_objective(teacher_aug: Tensor, student_aug: Tensor, teacher_src: Tensor, temperature: float,
+                        lam: float, reduction: str = "mean") -> Tensor:
+    """What the augmentor maximises, the same game as `hard_loss` on its own, per sample ("none") or mean:
 
-        -T^2 * KL(T(x_aug) || S(x_aug)) + lam * T^2 * KL(T(x) || T(x_aug)).
+        T^2 * KL(T(x_aug) || S(x_aug)) - lam * T^2 * KL(T(x) || T(x_aug)).
+
+    The alternating schedule descends its negative; candidate draws keep the highest-scoring sample.
     """
-    disagreement = kl_div(teacher_aug, student_aug, temperature) * temperature**2
-    return -disagreement + lam * consistency(teacher_src, teacher_aug, temperature)
+    t2 = temperature**2
+    disagreement = kl_div(teacher_aug, student_aug, temperature, reduction) * t2
+    return disagreement - lam * kl_div(teacher_src.detach(), teacher_aug, temperature, reduction) * t2
 
 
 @torch.no_grad()

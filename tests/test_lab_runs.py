@@ -107,7 +107,7 @@ def test_submit_queues_behind_a_live_run_cancels_and_keeps_owners_apart(lab):
 
     runs.stop(second)
     (lab / "cli" / "status.json").write_text(json.dumps({"state": "running", "pid": dead_pid()}))
-    assert runs.state("cli") == "crashed"  # says running, but its process is gone
+    assert runs.state("cli") == "died"  # says running, but its process is gone
     assert not any((lab / r / "process.log").exists() for r in (first, second))  # nothing was started
 
 

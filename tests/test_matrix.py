@@ -133,3 +133,13 @@ def test_the_engine_imports_no_lab_libraries():
             "print(sorted(m for m in ('streamlit', 'plotly', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"  # matplotlib too: it loads only when a matrix.png is drawn
+
+
+def test_kd_cells_survive_a_change_of_hard_defaults_and_hard_cells_do_not():
+    from hard_core.config import RunConfig
+    from hard_core.runs.matrix import same_run
+
+    kd = dict(dataset="mnist5k", canvas=40, teacher="default", steps=600)
+    assert same_run(RunConfig(**kd, hard_lr=1e-2), RunConfig(**kd, hard_lr=3e-2, threads=1))
+    assert not same_run(RunConfig(**kd, hard="affine", hard_lr=1e-2), RunConfig(**kd, hard="affine", hard_lr=3e-2))
+    assert not same_run(RunConfig(**kd, lr=1e-3), RunConfig(**kd, lr=3e-4))

@@ -105,11 +105,11 @@ def queue_position(run_id: str) -> int | None:
 
 def _state(d: Path, sched: Scheduler) -> str:
     s = status(d).get("state") or "unknown"
-    return "crashed" if s in ACTIVE and not sched.alive(d) else s
+    return "died" if s in ACTIVE and not sched.alive(d) else s
 
 
 def state(run_id: str) -> str:
-    """The run's status state, or "crashed" if it should be alive but no process works on it."""
+    """The run's status state, or "died" if it should be alive but no process works on it (as `hard_core.runs.reader.run_status` says)."""
     return _state(_existing(run_id), scheduler())
 
 

@@ -26,9 +26,10 @@ PRESETS = {  # the Learn page's "try it" links: form values (widget keys) to set
     "kd": {"f_hard": "none", "f_augment": "none"},
     "kd-shift": {"f_hard": "none", "f_augment": "shift"},
     "cutmixpick": {"f_hard": "none", "f_augment": "cutmixpick"},
-    "hard-affine": {"f_hard": "affine", "f_augment": "none", "f_dofs": ["translate"]},
-    "hard-mix": {"f_hard": "mix", "f_augment": "none"},
-    "hard-vae": {"f_hard": "vae", "f_augment": "none"},
+    "hard-affine": {"f_world": "shift", "f_hard": "affine", "f_augment": "none", "f_dofs": ["translate"]},
+    "hard-colour": {"f_world": "polarity", "f_hard": "colour", "f_augment": "none"},
+    "hard-mix": {"f_world": "scarce", "f_hard": "mix", "f_augment": "none"},
+    "hard-vae": {"f_world": "thickness", "f_hard": "vae", "f_augment": "none"},
 }
 LAB_DEFAULTS = dict(dataset="mnist5k", canvas=40, teacher="default", student="mlp", hard="affine", steps=600,
                     eval_every=50, snapshot_every=25, probe_every=50, log_every=10)

@@ -60,15 +60,16 @@ st.markdown(
     "student trains with KD on clean and augmented images. In the toy problem, a CNN teacher knows that a "
     "shifted digit is the same digit; an MLP student does not. Plain KD on centred digits leaves the "
     "student at about 20–35% on shifted digits. The affine augmentor discovers by itself that shifting is "
-    "where the student fails, and the student's shift accuracy climbs to about 87%, close to the 91% of "
+    "where the student fails, and the student's shift accuracy climbs to about 90%, close to the 91% of "
     "an oracle that shifts at random.")
 c1, c2 = st.columns(2)
 with c1:
     try_it("hard-affine", "Watch HARD-affine teach shift invariance (default)")
     try_it("kd-shift", "Compare with the oracle: KD + random shifts")
 with c2:
-    try_it("hard-mix", "HARD-mix: learned mixing of image pairs")
-    try_it("hard-vae", "HARD-vae: edits in a small VAE's latent space")
+    try_it("hard-colour", "HARD-colour finds inverted digits (polarity world)")
+    try_it("hard-mix", "HARD-mix: learned mixing on scarce data")
+    try_it("hard-vae", "HARD-vae: latent edits (thickness world)")
 st.markdown(
     "**What to look at on the Live page:** the *invariance* heatmaps. Each cell is the accuracy on test "
     "digits moved by (dy, dx). The teacher's map is flat and bright: it is shift-invariant. The student's "

@@ -93,7 +93,7 @@ def show(view: RunView) -> None:
                 f"{runs.scheduler().max_running} at a time)")
     st.progress(min(step / total, 1.0), text=f"**{state}** · step {step}/{total} · {eta_text(status)}"
                 + (f" · {status['message']}" if status.get("message") else ""))
-    if state in ("failed", "crashed"):
+    if state in ("failed", "died"):
         st.error(status.get("message") or "the run stopped unexpectedly; its checkpoint is kept")
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.loss_figure(view.events), key="loss")

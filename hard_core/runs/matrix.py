@@ -54,8 +54,14 @@ def world_suites(cfg: RunConfig) -> str:
 
 
 def same_run(a: RunConfig, b: RunConfig) -> bool:
-    """Whether two configs train the same run (they may differ in device and threads)."""
-    return a.model_dump(exclude=set(MACHINE)) == b.model_dump(exclude=set(MACHINE))
+    """Whether two configs train the same run. They may differ in device and threads, and runs without a
+    HARD augmentor in the HARD options they never read (so a new augmentor default keeps KD cells)."""
+    hard_options = {f for f in RunConfig.model_fields if f.startswith("hard_")}
+
+    def key(c: RunConfig) -> dict:
+        return c.model_dump(exclude=set(MACHINE) | (hard_options if c.hard == "none" else set()))
+
+    return key(a) == key(b)
 
 
 def cell_dir(world: str, method: str, seed: int) -> str:

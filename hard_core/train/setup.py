@@ -191,6 +191,10 @@ def augmentor_for(cfg: RunConfig, input_shape, device, world: World) -> HardAugm
                "vae": {"vae": vae}}.get(cfg.hard, {})
     if cfg.hard_spread is not None:
         options["spread"] = cfg.hard_spread
+    if cfg.hard_candidates is not None:
+        options["candidates"] = cfg.hard_candidates
+    if cfg.hard_share is not None:
+        options["share"] = cfg.hard_share
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 1)
         return build_augmentor(cfg.hard, input_shape=input_shape, **options).to(device)

@@ -66,8 +66,9 @@ def parse_dof(text: str, input_shape) -> dict[str, float]:
 @register_augmentor("affine")
 class AffineAugmentor(HardAugmentor):
     def __init__(self, input_shape, dof: dict[str, float] | str = "translate", noise_dim: int = 16,
-                 hidden: int = 64, image_input: bool = False, spread: float = 1.0):
-        super().__init__(input_shape, spread)
+                 hidden: int = 64, image_input: bool = False, spread: float = 1.0, candidates: int = 1,
+                 share: float = 0.75):
+        super().__init__(input_shape, spread, candidates=candidates, share=share)
         self.dof = parse_dof(dof, input_shape) if isinstance(dof, str) else dict(dof)
         self.noise_dim, self.image_input = noise_dim, image_input
         thumb = 8 if len(input_shape) == 3 else 16  # image summary size fed to the MLP (if image_input)

@@ -7,6 +7,8 @@ init) plus a learned `spread` times fresh standard normal noise, pushed through 
 property). It starts wide (`spread` of order 1) because the identity is a poor start for the game: the
 student was trained around it, so for smooth nuisances the disagreement has a local minimum there and
 gradient ascent stays put; samples spread over the range explore, and the game keeps the hard ones.
+With `candidates` k > 1 the training step draws k augmentations per image and keeps the one the game
+scores highest (`train.step`): per-sample restarts, for nuisances that sit behind a barrier.
 
 >>> aug = build_augmentor("affine", input_shape=(1, 40, 40))
 >>> x_aug, params = aug(torch.rand(8, 1, 40, 40))
@@ -41,13 +43,18 @@ class HardAugmentor(nn.Module):
     """`forward(x) -> (x_aug, params)`; `x`, `x_aug` float in [0, 1] of one shape, `params` a dict of
     per-sample tensors (first dimension N) describing what was done to each sample."""
 
-    def __init__(self, input_shape, spread: float = 1.0, max_spread: float = 4.0):
+    def __init__(self, input_shape, spread: float = 1.0, max_spread: float = 4.0, candidates: int = 1,
+                 share: float = 0.5):
         super().__init__()
         if not 0 <= spread <= max_spread:
             raise ValueError(f"spread must be in [0, {max_spread}], got {spread}")
+        if candidates < 1 or not 0 < share <= 1:
+            raise ValueError(f"need candidates >= 1 and share in (0, 1]; got {candidates}, {share}")
         self.input_shape = tuple(input_shape)
         self.max_spread = float(max_spread)
         self.spread = nn.Parameter(torch.tensor(float(spread)))  # learned exploration width
+        self.candidates = int(candidates)  # draws per image, of which the training step keeps the hardest
+        self.share = float(share)  # the part of each student batch this augmentor augments (the rest stays clean)
         self.spec: dict = {}  # set by build_augmentor: rebuilds the augmentor from a checkpoint's JSON
 
     def explore(self, raw: Tensor) -> Tensor:

@@ -24,8 +24,9 @@ from .base import HardAugmentor, register_augmentor
 
 @register_augmentor("colour")
 class ColourAugmentor(HardAugmentor):
-    def __init__(self, input_shape, noise_dim: int = 16, hidden: int = 64, spread: float = 2.0):
-        super().__init__(input_shape, spread)
+    def __init__(self, input_shape, noise_dim: int = 16, hidden: int = 64, spread: float = 2.0,
+                 candidates: int = 4, share: float = 0.5):
+        super().__init__(input_shape, spread, candidates=candidates, share=share)
         self.noise_dim = noise_dim
         c = self.input_shape[0]
         self.net = nn.Sequential(nn.Linear(noise_dim + c, hidden), nn.ReLU(), nn.Linear(hidden, 2 * c))

@@ -24,8 +24,8 @@ from .base import HardAugmentor, register_augmentor
 @register_augmentor("mix")
 class MixAugmentor(HardAugmentor):
     def __init__(self, input_shape, patches: int = 4, max_weight: float = 1.0, noise_dim: int = 16,
-                 hidden: int = 64, spread: float = 1.0):
-        super().__init__(input_shape, spread)
+                 hidden: int = 64, spread: float = 1.0, candidates: int = 1, share: float = 0.5):
+        super().__init__(input_shape, spread, candidates=candidates, share=share)
         self.one_d = len(input_shape) == 2
         self.patches, self.max_weight, self.noise_dim = patches, max_weight, noise_dim
         cells = patches if self.one_d else patches * patches

@@ -41,8 +41,9 @@ class VAEAugmentor(HardAugmentor):
     """
 
     def __init__(self, input_shape, *, vae: str | AutoencoderKL = "default", eps: float | None = None,
-                 noise_dim: int = 16, use_latent: bool = True, hidden: int = 32, spread: float = 1.0):
-        super().__init__(input_shape, spread)
+                 noise_dim: int = 16, use_latent: bool = True, hidden: int = 32, spread: float = 1.0,
+                 candidates: int = 1, share: float = 0.5):
+        super().__init__(input_shape, spread, candidates=candidates, share=share)
         if len(self.input_shape) != 3:
             raise UserError(f"the vae augmentor needs images (C x H x W); got input shape {self.input_shape}")
         model = freeze(vae) if isinstance(vae, AutoencoderKL) else load_vae(vae)
