@@ -61,7 +61,7 @@ class RunConfig(BaseModel):
         "inversion) | mix (learned mixing) | vae (latent edits)")
     hard_schedule: Literal["alternate", "reverse"] = opt(
         "alternate", "reverse: one pass, the augmentor behind a gradient reversal; alternate (the paper's): an "
-        "augmentor update, then a student update on fresh augmentations")
+        "augmentor update, then a student update on what it drew")
     hard_spread: float | None = opt(None, "starting width of the augmentor's exploration noise (default: the "
                                   "family's own; 0 starts at the identity)", ge=0, le=4)
     hard_candidates: int | None = opt(None, "augmentations drawn per image, of which the hardest is kept (default: "

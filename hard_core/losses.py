@@ -37,9 +37,9 @@ def ce_loss(student: Tensor, y: Tensor) -> Tensor:
     return soft_cross_entropy(student, y)
 
 
-def consistency(teacher_src: Tensor, teacher_aug: Tensor, temperature: float) -> Tensor:
+def consistency(teacher_src: Tensor, teacher_aug: Tensor, temperature: float, reduction: str = "mean") -> Tensor:
     """T^2 * KL(T(x) || T(x_aug)): how far the teacher's own prediction moved (x's side carries no gradient)."""
-    return kl_div(teacher_src.detach(), teacher_aug, temperature) * temperature**2
+    return kl_div(teacher_src.detach(), teacher_aug, temperature, reduction) * temperature**2
 
 
 def hard_loss(student: Tensor, teacher_clean: Tensor, teacher_aug: Tensor, teacher_src: Tensor,
@@ -74,9 +74,8 @@ def augmentor_objective(teacher_aug: Tensor, student_aug: Tensor, teacher_src: T
 
     The alternating schedule descends its negative; candidate draws keep the highest-scoring sample.
     """
-    t2 = temperature**2
-    disagreement = kl_div(teacher_aug, student_aug, temperature, reduction) * t2
-    return disagreement - lam * kl_div(teacher_src.detach(), teacher_aug, temperature, reduction) * t2
+    disagreement = kl_div(teacher_aug, student_aug, temperature, reduction) * temperature**2
+    return disagreement - lam * consistency(teacher_src, teacher_aug, temperature, reduction)
 
 
 @torch.no_grad()

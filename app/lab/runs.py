@@ -109,7 +109,8 @@ def _state(d: Path, sched: Scheduler) -> str:
 
 
 def state(run_id: str) -> str:
-    """The run's status state, or "died" if it should be alive but no process works on it (as `hard_core.runs.reader.run_status` says)."""
+    """The run's status state, or "died" (the engine's word, `hard_core.runs.reader.run_status`) if it should
+    be alive but no process works on it."""
     return _state(_existing(run_id), scheduler())
 
 
