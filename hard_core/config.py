@@ -68,7 +68,7 @@ class RunConfig(BaseModel):
                                       "the family's own: 4 for colour, 1 for the others)", ge=1, le=16)
     hard_lambda: float = opt(1.0, "lambda: how strongly the teacher must still see the same thing on an "
                            "augmented image, KL(T(x)||T(x_aug)) (knob)", ge=0)
-    hard_lr: float = opt(3e-2, "augmentor learning rate (its own Adam)", gt=0, le=10)
+    hard_lr: float = opt(1e-2, "augmentor learning rate (its own Adam)", gt=0, le=10)
     hard_every: int = opt(4, "update the augmentor on every k-th student step (amortises its cost; between updates it only "
                     "augments)", ge=1)
     hard_share: float | None = opt(None, "share of the student's batch that the augmentor augments (default: the "

@@ -1,7 +1,7 @@
 """Convolutional teachers and a small CNN student, for 2D images (Conv2d) and 1D signals (Conv1d)."""
 from torch import nn
 
-from . import register_model
+from .registry import register_model
 
 
 def _conv_net(input_shape, num_classes, widths, head: int):

@@ -3,7 +3,7 @@ from math import prod
 
 from torch import nn
 
-from . import register_model
+from .registry import register_model
 
 
 @register_model("mlp")

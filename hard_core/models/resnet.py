@@ -6,7 +6,7 @@ torchvision's models are built untrained here; users who bring weights load them
 from torch import nn
 from torchvision import models as tvm
 
-from . import register_model
+from .registry import register_model
 
 
 def _cifar_resnet18(input_shape, num_classes):
