@@ -107,6 +107,9 @@ def test_learn_page_presets_fill_the_live_form(lab_env):
     assert live.sidebar.selectbox(key="f_augment").value == "shift"
     assert live.sidebar.selectbox(key="f_hard").value == "none"
     assert "preset" not in live.query_params
+    colour = app(preset="hard-colour")  # each family's preset opens the world where it has work to do
+    assert colour.sidebar.selectbox(key="f_world").value == "polarity"
+    assert colour.sidebar.selectbox(key="f_hard").value == "colour"
 
 
 def test_a_1d_run_from_the_cli_opens_read_only_with_line_plots(lab_env):
