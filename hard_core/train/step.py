@@ -90,6 +90,7 @@ def _draw(s: Session, src: Tensor, t_src: Tensor, knobs: dict, grad: bool):
         score = augmentor_objective(t_aug, s.student(x_aug), t_src.repeat(k, 1), knobs["temperature"],
                                     knobs["hard_lambda"], reduction="none")
         keep = score.view(k, m).argmax(0) * m + torch.arange(m, device=src.device)
+    # mix's "partner" indexes the k-fold batch; modulo m it names the same source image
     params = {name: v[keep] % m if name == "partner" else v[keep] for name, v in params.items()}
     return x_aug[keep], params, t_aug[keep]
 
