@@ -36,31 +36,54 @@ def test_image_grid_float_and_colour_match_uint8():
         images.image_grid(torch.zeros(4, 1, 40))  # 1D signals are plotted, not tiled
 
 
-def test_gallery_puts_each_augmented_image_below_its_clean_one():
+def test_gallery_rows_clean_augmented_and_change():
     clean = torch.stack([torch.full((1, 10, 10), 10 + i, dtype=torch.uint8) for i in range(16)])
     augmented = torch.stack([torch.full((1, 10, 10), 200 + i, dtype=torch.uint8) for i in range(16)])
+    augmented[3] = clean[3]  # one image the augmentation left alone
     img = images.gallery({"clean": clean, "augmented": augmented}, n=8)
-    assert img.size == (8 * 30 + 9 * 2, 2 * 30 + 3 * 2)
+    assert img.size == (8 * 30 + 9 * 2, 3 * 30 + 4 * 2 + images.BAR_HEIGHT)  # three rows, then the colour bar
     for j in range(8):
         assert tile_centre(img, 0, j, 10)[0] == 10 + j
-        assert tile_centre(img, 1, j, 10)[0] == 200 + j
-    twelve = images.gallery({"clean": clean, "augmented": augmented}, n=12)  # two blocks of pairs
-    assert twelve.size == (8 * 30 + 9 * 2, 4 * 30 + 5 * 2)
-    assert [tile_centre(twelve, r, 1, 10)[0] for r in range(4)] == [11, 201, 19, 209]
+        if j != 3:
+            assert tile_centre(img, 1, j, 10)[0] == 200 + j
+    changed, untouched = tile_centre(img, 2, 0, 10), tile_centre(img, 2, 3, 10)
+    expected = (images.colormap(torch.tensor(190 / 255)) * 255).round().numpy()
+    assert np.abs(changed.astype(int) - expected).max() <= 1  # |x̃ - x| on the inferno scale
+    assert untouched.max() <= 5  # no change: inferno's black
+    twelve = images.gallery({"clean": clean, "augmented": augmented}, n=12)  # two blocks of three rows
+    assert twelve.size == (8 * 30 + 9 * 2, 6 * 30 + 7 * 2 + images.BAR_HEIGHT)
+    assert [tile_centre(twelve, r, 1, 10)[0] for r in (0, 1, 3, 4)] == [11, 201, 19, 209]
+    plain = images.gallery({"clean": clean, "augmented": augmented}, n=8, change=False)
+    assert plain.size == (8 * 30 + 9 * 2, 2 * 30 + 3 * 2)
 
 
-def test_overlay_colours_only_where_the_models_disagree():
-    x = torch.full((2, 1, 12, 12), 0.5)
-    heat = torch.zeros(2, 12, 12)
-    heat[0, 6, 6] = 3.0  # one hot pixel in image 0; image 1 has no disagreement at all
+def test_overlay_colours_the_top_share_on_one_scale_with_a_colour_bar():
+    x = torch.full((2, 1, 20, 20), 0.5)
+    heat = torch.zeros(2, 20, 20)
+    heat[0, 10, 10] = 3.0  # one hot pixel in image 0; image 1 has no disagreement at all
     img = images.overlay(x, heat, nrow=2)
-    assert img.size == images.image_grid(x, nrow=2).size
-    hot, cold, other = tile_centre(img, 0, 0, 12), np.asarray(img)[2 + 1, 2 + 1], tile_centre(img, 0, 1, 12)
-    assert hot[0] > hot[2] + 40  # inferno's hot end: warm, not grey
-    assert cold[0] == cold[1] == cold[2] == 128 and other[0] == other[1] == other[2] == 128
+    grid = images.image_grid(x, nrow=2)
+    assert img.size == (grid.width, grid.height + images.BAR_HEIGHT)
+    a = np.asarray(img)
+    hot, cold, other = tile_centre(img, 0, 0, 20), a[2 + 1, 2 + 1], tile_centre(img, 0, 1, 20)
+    assert hot[0] > hot[2] + 40  # inferno's warm end, not grey
+    assert (cold == 128).all() and (other == 128).all()  # no disagreement: the plain grey image
+    near = a[2 + 11 * 3 + 1, 2 + 10 * 3 + 1]  # the pixel below the hot one: smoothed, so it is coloured too
+    assert not (near[0] == near[1] == near[2])
+    bar = a[grid.height + 8]  # a row through the colour bar: dark purple on the left, pale yellow on the right
+    coloured = bar[(bar != 255).any(1)]
+    assert coloured[0].sum() < coloured[-1].sum() and coloured[-1][0] > 200
+    # one scale for the whole grid: a weak map stays faint next to a strong one (no per-image stretch)
+    strong = torch.zeros(2, 20, 20)
+    strong[0, 4:8, 4:8], strong[1, 4:8, 4:8] = 10.0, 1.0
+    two = np.asarray(images.overlay(x, strong, nrow=2))
+    loud, faint = two[2 + 6 * 3, 2 + 6 * 3], two[2 + 6 * 3, 2 + 60 + 2 + 6 * 3]
+    assert int(loud[0]) > int(faint[0])
+    _, floor, peak = images.evidence(strong)
+    assert 0 <= floor < peak
     rgb = torch.rand(3, 3, 9, 9)
-    assert images.overlay(rgb, torch.rand(3, 9, 9), with_images=True, nrow=6).size == \
-        images.image_grid(torch.rand(6, 3, 9, 9), nrow=6).size
+    assert images.overlay(rgb, torch.rand(3, 9, 9), with_images=True, nrow=6).width == \
+        images.image_grid(torch.rand(6, 3, 9, 9), nrow=6).width
     with pytest.raises(ValueError):
         images.overlay(x, torch.zeros(2, 10, 10))
 
@@ -95,19 +118,53 @@ def test_loss_figure_hard_terms_and_downsampling():
     assert len(empty.data) == 0 and empty.layout.title.text == "Loss"
 
 
-def test_accuracy_figure_student_lines_and_teacher_references():
-    events = [{"kind": "eval", "step": 100, "model": "teacher", "acc": {"test": 0.96, "shift": 0.95}, "agree": {}}]
-    events += [{"kind": "eval", "step": s, "model": "student", "acc": {"shift": s / 1000, "test": 0.5 + s / 1000},
-                "agree": {}} for s in (100, 200, 300)]
-    fig = figures.accuracy_figure(events)
-    names = [t.name for t in fig.data]
-    assert names == ["student · test", "teacher · test", "student · shift", "teacher · shift"]
-    student_test, teacher_test, student_shift, teacher_shift = fig.data
-    assert student_test.line.width > student_shift.line.width  # test in bold
-    assert list(student_shift.y) == [0.1, 0.2, 0.3] and list(teacher_shift.y) == [0.95, 0.95]
-    assert teacher_test.line.dash == "dash" and teacher_test.line.color == student_test.line.color
+def accuracy_events(finished=False):
+    suites = ("test", "shift", "rotation", "noise")
+    events = [{"kind": "eval", "step": 100, "model": "teacher", "acc": dict(zip(suites, (0.96, 0.95, 0.7, 0.9))),
+               "agree": {}}]
+    events += [{"kind": "eval", "step": s, "model": "student", "agree": {},
+                "acc": {"shift": s / 1000, "test": 0.5 + s / 1000, "rotation": 0.2, "noise": 0.4}} for s in (100, 200, 300)]
+    return events + ([{"kind": "status", "step": 300, "state": "finished"}] if finished else [])
+
+
+def test_accuracy_figure_focuses_on_test_and_the_world_suite():
+    fig = figures.accuracy_figure(accuracy_events(), focus="shift")
+    student = {t.name: t for t in fig.data if not t.name.startswith("teacher")}
+    teacher = {t.name: t for t in fig.data if t.name.startswith("teacher")}
+    assert list(student) == ["shift", "test", "rotation", "noise"]  # the story's suite first
+    assert student["shift"].visible is True and student["test"].visible is True
+    assert student["rotation"].visible == student["noise"].visible == "legendonly"  # one click away
+    assert teacher["teacher · rotation"].visible == "legendonly" and not teacher["teacher · shift"].showlegend
+    assert teacher["teacher · shift"].legendgroup == "shift"  # one legend entry toggles both lines
+    assert student["shift"].line.width > student["test"].line.width  # the student · world line stands out
+    assert len({t.line.color for t in student.values()}) == 4  # distinct colours
+    assert list(student["shift"].y) == [0.1, 0.2, 0.3] and list(teacher["teacher · shift"].y) == [0.95, 0.95]
+    assert teacher["teacher · test"].line.dash == "dash"
+    assert list(student["shift"].text) == ["", "", "30%"]  # the latest number at the end of the line
+    assert fig.layout.legend.x >= 1 and fig.layout.legend.xanchor == "left"  # beside the plot, not over it
+    assert "Final" not in fig.layout.title.text
     assert_framed(fig)
-    assert len(figures.accuracy_figure(events[:1]).data) == 0  # no student evaluation yet
+    done = figures.accuracy_figure(accuracy_events(finished=True), focus="shift")
+    assert done.layout.title.text == "Final accuracy at step 300: shift 30%, test 80%"
+    everything = figures.accuracy_figure(accuracy_events(), focus="rotation", show=["test", "rotation", "noise"])
+    assert [t.visible for t in everything.data if t.name == "shift"] == ["legendonly"]
+    assert figures.world_suite({"world": "polarity"}) == "polarity" and figures.world_suite({}) == "shift"
+    assert figures.world_suite({"world": "scarce"}) == "test"
+
+
+def test_empty_charts_say_what_they_wait_for():
+    for fig, note in ((figures.accuracy_figure(accuracy_events()[:1]), figures.WAITING_EVAL),
+                      (figures.loss_figure([]), "waiting for the first steps")):
+        assert len(fig.data) == 0 and note in fig.layout.annotations[0].text
+        assert fig.layout.xaxis.visible is False and fig.layout.yaxis.visible is False
+
+
+def test_loss_axis_goes_logarithmic_over_decades():
+    steep = [{**e, "loss": 50.0 / e["step"] ** 2} for e in step_events(100, hard=False)]
+    assert figures.loss_figure(steep).layout.yaxis.type == "log"
+    flat = [{**e, "loss": 2.0 + 1 / e["step"]} for e in step_events(100, hard=False)]
+    fig = figures.loss_figure(flat)
+    assert fig.layout.yaxis.type == "linear" and fig.layout.yaxis.tickformat
 
 
 def invariance_snapshot(one_d=False):
@@ -135,9 +192,12 @@ def test_invariance_figure_heatmaps_side_by_side():
     assert list(teacher.x) == [-6, -4, -2, 0, 2, 4, 6]
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
     assert "dx" in fig.layout.xaxis.title.text and "dy" in fig.layout.yaxis.title.text
+    assert "accuracy" in fig.layout.coloraxis.colorbar.title.text
     kl = figures.invariance_figure(snap, "shift", "kl")
-    top = max(snap["invariance.shift.teacher.kl"].max(), snap["invariance.shift.student.kl"].max())
-    assert kl.layout.coloraxis.cmax == pytest.approx(float(top))
+    tiny = {k: v / 100 if k.endswith(".kl") else v for k, v in snap.items()}  # a near-invariant pair of models
+    for f in (kl, figures.invariance_figure(tiny, "shift", "kl")):  # one fixed scale, not the maps' maximum
+        assert (f.layout.coloraxis.cmin, f.layout.coloraxis.cmax) == (0, figures.KL_TOP)
+        assert "nats" in f.layout.coloraxis.colorbar.title.text and f.data[0].coloraxis == f.data[1].coloraxis
     assert_framed(fig)
     assert figures.invariance_figure(snap, "rotation-scale", "acc") is None
     assert figures.invariance_figure({}, "shift") is None
@@ -149,27 +209,54 @@ def test_invariance_figure_1d_is_two_lines():
     assert list(fig.data[0].x)[:2] == [-8, -7] and "shift" in fig.layout.xaxis.title.text
 
 
-def test_hardness_figure_for_hard_runs_only():
-    events = [{**e, "extra": {**e["extra"], "hardness": 1.0 + e["step"] / 100}} for e in step_events(300)]
+def hard_steps(values):
+    return [{**e, "extra": {**e["extra"], "hardness": v}} for e, v in zip(step_events(len(values)), values)]
+
+
+def test_hardness_figure_and_reading():
+    events = [{**e, "step": 10 * e["step"]} for e in hard_steps([1.0 + i / 100 for i in range(1, 301)])]
     fig = figures.hardness_figure(events)
     assert [t.name for t in fig.data] == ["hardness"] and len(fig.data[0].x) <= figures.MAX_POINTS
-    assert fig.data[0].y[-1] == 4.0 and fig.layout.shapes[0].y0 == 1.0  # the "as hard as clean" line
+    assert fig.data[0].y[-1] == 4.0 and sorted(s.y0 for s in fig.layout.shapes) == [1.0, figures.HARDNESS_FOUND]
+    assert "found where the student fails" in fig.layout.title.text
     assert_framed(fig)
     assert figures.hardness_figure(step_events(30, hard=False)) is None
+    assert figures.hardness_reading(step_events(30, hard=False)) is None
+    found = figures.hardness_reading(events)
+    assert found["found"] is True and found["value"] == pytest.approx(3.99) and "3.99" in found["text"]
+    flat = [{**e, "step": 10 * e["step"]} for e in hard_steps([1.05] * 30)]
+    nothing = figures.hardness_reading(flat)
+    assert nothing["found"] is False and "found nothing" in nothing["text"]
+    assert "found nothing" in figures.hardness_figure(flat).layout.title.text
+    early = figures.hardness_reading(hard_steps([1.05] * 5))  # step 5: still warming up
+    assert early["found"] is None and "warming up" in early["text"]
 
 
-def test_params_figure_per_augmentor():
+def test_params_figure_per_augmentor_with_units_and_references():
     g = torch.Generator().manual_seed(0)
     affine = {"param.tx": torch.randn(64, generator=g), "param.ty": torch.randn(64, generator=g),
-              "param.rotate": torch.randn(64, generator=g), "clean": torch.zeros(16, 1, 40, 40)}
+              "param.rotate": 10 * torch.randn(64, generator=g), "clean": torch.zeros(16, 1, 40, 40)}
     fig = figures.params_figure(affine)
     assert [t.type for t in fig.data] == ["scatter", "histogram"]
     assert np.allclose(fig.data[0].x, affine["param.tx"].numpy()) and "pixels" in fig.layout.xaxis.title.text
     assert "64 samples" in fig.layout.title.text
-    mix = figures.params_figure({"param.weight": torch.rand(16), "param.partner": torch.arange(16).float()})
+    box = fig.layout.shapes[0]  # the default translate bound: 15% of 40 px
+    assert (box.x0, box.x1) == (-6, 6) and tuple(fig.layout.xaxis.range) == pytest.approx((-6.9, 6.9))
+    bounded = figures.params_figure(affine, {"affine": "translate:4,rotate:20"})
+    assert bounded.layout.shapes[0].x1 == 4 and {s.x0 for s in bounded.layout.shapes[1:]} == {-20, 20}
+    assert "±20" in bounded.layout.xaxis2.title.text and "degrees" in bounded.layout.xaxis2.title.text
+    mix = figures.params_figure({"param.weight": 0.2 * torch.rand(16), "param.partner": torch.arange(16).float()})
     assert [t.name for t in mix.data] == ["weight"]  # the partner index is not histogrammed
-    vae = figures.params_figure({"param.latent_norm": torch.rand(8), "param.pixel_change": torch.rand(8)})
-    assert sorted(t.name for t in vae.data) == ["latent_norm", "pixel_change"]
+    assert {s.x0 for s in mix.layout.shapes} == {0.0, 1.0} and mix.layout.xaxis.range[1] >= 1.0  # its maximum
+    vae = {"param.latent_norm": torch.rand(8), "param.pixel_change": torch.rand(8) / 10,
+           "clean": torch.full((8, 1, 40, 40), 51, dtype=torch.uint8)}
+    fig = figures.params_figure(vae, {"hard": "vae", "world": "thickness", "vae": "default"})
+    assert sorted(t.name for t in fig.data) == ["latent_norm", "pixel_change"]
+    eps, size = figures.vae_latent({"hard": "vae", "world": "thickness"})
+    assert 0.1 < eps < 10 and size == 400  # the shipped VAE: a 4 x 10 x 10 latent
+    lines = sorted(s.x0 for s in fig.layout.shapes)
+    assert lines == pytest.approx(sorted([0.2, eps * 20]))  # a clean image's brightness; the largest edit
+    assert figures.vae_latent({"hard": "vae", "vae": "some/folder"}) is None
     assert figures.params_figure({"clean": torch.zeros(2, 1, 4, 4)}) is None
 
 
@@ -191,6 +278,8 @@ def test_signal_figures_1d():
 def test_temperature_and_tstddev_figures():
     logits = [0.5, 4.0, 0.2, 9.0]
     cold, warm = figures.temperature_figure(logits, 1.0).data[1].y, figures.temperature_figure(logits, 8.0).data[1].y
+    axis = figures.temperature_figure(logits, 4.0).layout.xaxis
+    assert axis.type == "category" and list(axis.tickvals) == ["0", "1", "2", "3"]  # every class labelled
     assert sum(warm) == pytest.approx(1.0) and max(warm) < max(cold) and np.argmax(warm) == 3
     with pytest.raises(ValueError):
         figures.softmax(logits, 0)

@@ -8,6 +8,8 @@ ranking of the standard augmentations for a teacher. Nothing here trains or take
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,11 +22,12 @@ from hard_core.config import RunConfig
 from hard_core.data import Dataset, default_suites
 from hard_core.models import build_model
 from hard_core.probes import rank_augmentations
-from hard_core.checkpoint import checkpoint_parts
-from hard_core.runs import CHECKPOINT, load_augmentor
+from hard_core.checkpoint import checkpoint_parts, write_json
+from hard_core.runs import CHECKPOINT, RunReader, load_augmentor
 from hard_core.train.setup import dataset_for, load_teacher
 
-from .runs import finished
+from .figures import hardness_reading
+from .runs import finished, root
 
 DATASETS = {"mnist5k · canvas 40": ("mnist5k", 40), "mnist5k · canvas 28": ("mnist5k", 28),
             "mnist1d": ("mnist1d", None)}
@@ -84,7 +87,7 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Explored:
-    """A snapshot-like dict (clean, augmented as uint8, label, param.*) and a sentence on what was done."""
+    """A snapshot-like dict (clean, augmented as uint8, label, param.*) and its gallery's caption."""
 
     snapshot: dict
     note: str
@@ -112,7 +115,8 @@ def explore(label: str, augmentation: str, seed: int = 0, n: int = 8, run_dir: P
                 raise ValueError(f"{run_dir} has no learned augmentor in its checkpoint")
             x_aug, params = augmentor(x)
             snap.update({f"param.{k}": v.float() for k, v in params.items()})
-            note = f"the learned {augmentor.spec.get('augmentor')} augmentor of run {Path(run_dir).name}"
+            note = (f"top: clean test images · middle: what the learned {augmentor.spec.get('augmentor')} augmentor "
+                    f"of run {Path(run_dir).name} makes of each · bottom: |x̃ − x|")
         elif augmentation == "cutmixpick":
             x, y = x[:n], y[:n]
             aug = build_augment("cutmixpick", num_classes=ds.num_classes, criterion="kl")
@@ -123,17 +127,28 @@ def explore(label: str, augmentation: str, seed: int = 0, n: int = 8, run_dir: P
             keep = pick_top(scores, n)
             x, x_aug = x[keep % n], xc[keep]
             snap["label"] = y[keep % n]
-            note = (f"CutMixPick kept the {n} of {len(xc)} CutMix candidates with the highest "
-                    f"KL(teacher ‖ student) at T = {aug.temperature:g}, scored by the shipped teacher and a "
-                    f"freshly initialised {PICK_STUDENT} student (seed {seed}); top: the image each was cut from")
+            note = (f"top: the test image each candidate was cut from · middle: the {n} of {len(xc)} CutMix "
+                    f"candidates that CutMixPick kept, those where teacher and student disagree most (highest "
+                    f"KL(teacher ‖ student) at T = {aug.temperature:g}; the student is a freshly initialised "
+                    f"{PICK_STUDENT}, seed {seed}: none is trained on this page) · bottom: |x̃ − x|")
         else:
             shift = int(default_suites(ds).get("shift", 4))
             aug = build_augment(augmentation, num_classes=ds.num_classes, max_shift=shift)
             x, y = x[:n], y[:n]
             x_aug, _ = aug(x, y)
-            note = f"{augmentation}" + (f" (up to {shift} px)" if augmentation == "shift" else "")
+            what = f"{augmentation}" + (f" (up to {shift} px)" if augmentation == "shift" else "")
+            note = f"top: clean test images · middle: after {what} · bottom: |x̃ − x|"
     snap["clean"], snap["augmented"] = _u8(x[:n]), _u8(x_aug[:n])  # param.* keep all PARAM_SAMPLES
     return Explored(snap, note, ds.is_1d)
+
+
+def run_hardness(run_dir: Path | None) -> dict | None:
+    """The last hardness reading of a finished HARD run (`figures.hardness_reading`), or None."""
+    if run_dir is None:
+        return None
+    reader = RunReader(run_dir)
+    reader.poll()
+    return hardness_reading(reader.events)
 
 
 def rank(label: str, teacher_spec: str = "default", batches: int = 20, batch_size: int = 128,
@@ -143,12 +158,43 @@ def rank(label: str, teacher_spec: str = "default", batches: int = 20, batch_siz
     Same settings as `python -m hard_core tstddev`: training images and labels, the shift suite's
     strength for "shift", CutMixPick with its teacher-entropy criterion, and paper 2's views (each batch's
     mean over the originals plus their augmented views: what the student learns from under KD + DA).
+    The ranking takes most of a minute on 2 CPU cores, so it is computed once per teacher (its weights'
+    hash), data set and settings, and kept in `<runs>/.cache/` (see `ranking_cache`).
     """
+    model = teacher(label, teacher_spec)
+    key = ranking_key(model, label, batches, batch_size, seed)
+    path = ranking_cache() / f"tstddev-{key}.json"
+    try:
+        return [(str(name), float(score)) for name, score in json.loads(path.read_text())["ranking"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not computed yet (or an unreadable file): compute and write it again
     ds = dataset(label)
     x, y = ds.train.get(slice(None))
     shift = int(default_suites(ds).get("shift", 4))
-    return rank_augmentations(teacher(label, teacher_spec), x, num_classes=ds.num_classes, max_shift=shift,
-                              batches=batches, batch_size=batch_size, seed=seed, y=y, views="original+augmented")
+    ranked = rank_augmentations(model, x, num_classes=ds.num_classes, max_shift=shift, batches=batches,
+                                batch_size=batch_size, seed=seed, y=y, views="original+augmented")
+    try:
+        write_json(path, {"label": label, "teacher": teacher_spec, "batches": batches, "batch_size": batch_size,
+                          "seed": seed, "ranking": [[name, float(score)] for name, score in ranked]})
+    except OSError:
+        pass  # a read-only runs folder: the ranking is still shown, only not kept
+    return ranked
+
+
+def ranking_cache() -> Path:
+    """Where computed T. stddev rankings are kept: `.cache/` in the lab's runs folder (not a run: it has no
+    config.json), so it is shared by every session and survives a restart."""
+    return root() / ".cache"
+
+
+def ranking_key(model: nn.Module, label: str, batches: int, batch_size: int, seed: int) -> str:
+    """A hash of the teacher's weights and everything else the ranking depends on: a retrained teacher
+    with the same name gets a new ranking, the same teacher under another path reuses its own."""
+    h = hashlib.sha256(json.dumps([label, batches, batch_size, seed, sorted(AUGMENTATIONS)]).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
 
 
 TSTDDEV_TEXT = (

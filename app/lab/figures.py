@@ -6,19 +6,34 @@ labels, a compact height and a fixed `uirevision`, so a user's zoom survives the
 """
 from __future__ import annotations
 
+import json
 import math
 
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from hard_core.assets import ASSETS
+from hard_core.augment.hard.affine import parse_dof
+from hard_core.worlds import WORLDS
+
+VAE_NAME = "vae-mnist5k"  # hard_core.vae's shipped VAE, named here so the figures need not import diffusers
+
 MAX_POINTS = 500  # per series: long runs are downsampled so the browser stays quick
 HEIGHT = 320
-PALETTE = ["#1f77b4", "#d9480f", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+# Ten colours a reader tells apart (D3's qualitative set, with its orange swapped for the app's own, which
+# marks the story's line: the student on the world's suite)
+PALETTE = ["#1f77b4", "#d9480f", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+           "#d62728"]
+WAITING_EVAL = "waiting for the first evaluation…"
+HARDNESS_FOUND = 1.2  # hardness at or above this after the warm-up: the augmentor found something
+HARDNESS_WARMUP = 100  # steps before the verdict: the augmentor starts wide, its first draws prove nothing
+KL_TOP = 1.0  # nats: the fixed top of every KL colour scale (an output that changed its mind lies above it)
 AXES = {"shift": ("dy", "dx"), "rotation-scale": ("angle", "scale")}  # rows, columns of a 2D grid
 AXIS_TITLES = {"dy": "dy (pixels, + = down)", "dx": "dx (pixels, + = right)", "angle": "rotation (degrees)",
                "scale": "zoom (× size)", "shift": "shift (samples, + = right)"}
 METRICS = {"acc": "accuracy", "kl": "KL(clean ‖ moved)"}
+COLOURBARS = {"acc": "accuracy (share correct)", "kl": "KL(clean ‖ moved), nats"}
 
 
 def latest(events: list[dict], kind: str, **match) -> dict | None:
@@ -37,19 +52,28 @@ def downsample(items: list, cap: int = MAX_POINTS) -> list:
     return [items[i] for i in idx]
 
 
+def world_suite(config: dict) -> str:
+    """The OOD suite of a run's world, from its config ("shift" by default; "test" for the scarce world)."""
+    world = WORLDS.get(config.get("world") or "shift")
+    return world.suite if world is not None else "shift"
+
+
 def _layout(fig: go.Figure, title: str, revision: str, height: int = HEIGHT, **kw) -> go.Figure:
+    """Title, height and a legend outside the plot on the right (plotly makes room for it), so it never
+    covers a line or an axis title."""
     fig.update_layout(title=dict(text=title, x=0, font=dict(size=15)), height=height, uirevision=revision,
-                      margin=dict(l=50, r=20, t=50, b=80),
-                      legend=dict(orientation="h", yanchor="top", y=-0.3, x=0), **kw)
+                      margin=dict(l=50, r=20, t=50, b=50),
+                      legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"), **kw)
     return fig
 
 
-def _empty(title: str, revision: str, note: str, xtitle: str, ytitle: str) -> go.Figure:
+def _empty(title: str, revision: str, note: str) -> go.Figure:
+    """A figure that says what it waits for, with no axes: empty axes mean nothing."""
     fig = go.Figure()
-    fig.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-    fig.update_xaxes(title_text=xtitle)
-    fig.update_yaxes(title_text=ytitle)
-    return _layout(fig, title, revision)
+    fig.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=14))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title, revision, height=160)
 
 
 def loss_figure(events: list[dict]) -> go.Figure:
@@ -57,7 +81,7 @@ def loss_figure(events: list[dict]) -> go.Figure:
     term (from each step event's "extra") on a second y axis."""
     steps = downsample([e for e in events if e.get("kind") == "step"])
     if not steps:
-        return _empty("Loss", "loss", "waiting for the first steps…", "step", "loss")
+        return _empty("Loss", "loss", "waiting for the first steps…")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x = [e["step"] for e in steps]
     fig.add_trace(go.Scatter(x=x, y=[e["loss"] for e in steps], name="student loss (KD)", mode="lines",
@@ -67,52 +91,115 @@ def loss_figure(events: list[dict]) -> go.Figure:
         y = [(e.get("extra") or {}).get(k) for e in steps]
         fig.add_trace(go.Scatter(x=x, y=y, name=f"{k} (augmentor)" if k == "disagreement" else f"{k} (teacher)",
                                  mode="lines", line=dict(color=colour, width=1.5, dash="dot")), secondary_y=True)
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="loss", secondary_y=False)
+    fig.update_xaxes(title_text="step", rangemode="tozero")
+    fig.update_yaxes(title_text="loss", secondary_y=False, **_ticks([e["loss"] for e in steps]))
     if extras:
-        fig.update_yaxes(title_text="KL (HARD terms)", secondary_y=True, showgrid=False)
+        values = [(e.get("extra") or {}).get(k) for e in steps for k in extras]
+        fig.update_yaxes(title_text="KL (HARD terms)", secondary_y=True, showgrid=False, **_ticks(values))
     return _layout(fig, "Loss" + (" and HARD's game" if extras else ""), "loss")
+
+
+def _ticks(values: list) -> dict:
+    """Axis settings for a loss: a few short ticks (0.5, 1, 2 rather than 0.5000001), and a log axis
+    when the values span more than two decades (a loss that starts at 40 and ends at 0.1)."""
+    v = [x for x in values if x is not None and math.isfinite(x) and x > 0]
+    spread = max(v) / min(v) if v else 1.0
+    if spread > 100:
+        return dict(type="log", tickformat=".2~g", nticks=6)
+    return dict(type="linear", tickformat=".3~g", nticks=6, rangemode="tozero")
+
+
+def hardness_reading(events: list[dict]) -> dict | None:
+    """The latest hardness of a HARD run in words: {"step", "value", "found", "text"}, where `found` is
+    None during the warm-up, then whether the augmentor made images clearly harder than the data
+    (hardness >= HARDNESS_FOUND, averaged over the last three readings). None for runs without one."""
+    steps = [e for e in events if e.get("kind") == "step" and "hardness" in (e.get("extra") or {})]
+    if not steps:
+        return None
+    last = [e["extra"]["hardness"] for e in steps[-3:] if e["extra"]["hardness"] is not None]
+    value, step = (sum(last) / len(last) if last else float("nan")), steps[-1]["step"]
+    meaning = (f"the student disagrees with the teacher {value:.2g}× as much on the augmented images as on "
+               "the same images clean")
+    if step < HARDNESS_WARMUP:
+        found, text = None, f"Hardness {value:.2f} at step {step}: {meaning} (the augmentor is still warming up)."
+    elif value >= HARDNESS_FOUND:
+        found, text = True, (f"Hardness {value:.2f} at step {step}: {meaning}. The augmentor has found where "
+                             "the student fails.")
+    else:
+        found, text = False, (f"Hardness {value:.2f} at step {step}: the augmented images are no harder for the "
+                              f"student than clean ones (below {HARDNESS_FOUND:g}). The augmentor has found "
+                              "nothing so far: this family may not express what the student lacks.")
+    return {"step": step, "value": value, "found": found, "text": text}
 
 
 def hardness_figure(events: list[dict]) -> go.Figure | None:
     """HARD's hardness vs step: KL(T || S) on the augmented images over KL(T || S) on the same images clean,
-    with the line at 1 (no harder than the data). None for runs without an augmentor."""
+    with the line at 1 (no harder than the data) and the line where "found something" starts; the title
+    reads the latest value in words. None for runs without an augmentor."""
     steps = downsample([e for e in events if e.get("kind") == "step" and "hardness" in (e.get("extra") or {})])
     if not steps:
         return None
+    reading = hardness_reading(events)
     fig = go.Figure(go.Scatter(x=[e["step"] for e in steps], y=[e["extra"]["hardness"] for e in steps],
                                name="hardness", mode="lines", line=dict(color=PALETTE[1], width=2)))
-    fig.add_hline(y=1.0, line=dict(color="grey", dash="dash"), annotation_text="as hard as the clean images",
+    fig.add_hline(y=1.0, line=dict(color="grey", dash="dash"), annotation_text="1: as hard as the clean images",
                   annotation_position="bottom right")
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="KL on augmented / KL on clean", rangemode="tozero")
-    return _layout(fig, "Hardness: how much more the student disagrees on what the augmentor made", "hardness",
-                   height=260)
+    fig.add_hline(y=HARDNESS_FOUND, line=dict(color="grey", dash="dot"),
+                  annotation_text=f"{HARDNESS_FOUND:g}: the augmentor found something", annotation_position="top left")
+    fig.update_xaxes(title_text="step", rangemode="tozero")
+    fig.update_yaxes(title_text="KL on augmented / KL on clean", rangemode="tozero", tickformat=".2~g")
+    verdict = {None: "warming up", True: "found where the student fails", False: "found nothing so far"}
+    return _layout(fig, f"Hardness {reading['value']:.2f}: {verdict[reading['found']]}", "hardness", height=260,
+                   showlegend=False)
 
 
-def accuracy_figure(events: list[dict]) -> go.Figure:
-    """Student accuracy per test suite vs step ("test" in bold); the teacher's accuracy on each suite as a
-    dashed horizontal reference line in the same colour."""
+def accuracy_figure(events: list[dict], focus: str = "shift", show: list[str] | None = None) -> go.Figure:
+    """Student accuracy per test suite vs step, the teacher's as a dashed level in the same colour.
+
+    Shown: `show` (default: "test" and the world's suite `focus`); the other suites sit in the legend, one
+    click away. The student on `focus` is the thick orange line the story is about, and every shown line
+    ends in its latest number (the final numbers once the run is over). One legend entry per suite toggles
+    the student's line and the teacher's level together."""
     evals = downsample([e for e in events if e.get("kind") == "eval" and e.get("model") == "student"])
     teacher = latest(events, "eval", model="teacher")
     if not evals:
-        return _empty("Accuracy", "accuracy", "waiting for the first evaluation…", "step", "accuracy")
+        return _empty("Accuracy", "accuracy", WAITING_EVAL)
     suites = list(dict.fromkeys(s for e in evals for s in e.get("acc", {})))
-    suites.sort(key=lambda s: s != "test")  # "test" first, the rest in the order the run reports them
+    suites.sort(key=lambda s: (s != focus, s != "test"))  # the story's suite, then test, then the others
+    shown = set(show if show is not None else ("test", focus))
+    others = iter([c for c in PALETTE if c not in (PALETTE[0], PALETTE[1])])
+    colours = {s: PALETTE[1] if s == focus else PALETTE[0] if s == "test" else next(others, "#555") for s in suites}
     x = [e["step"] for e in evals]
+    end = max(x)
     fig = go.Figure()
-    for i, suite in enumerate(suites):
-        colour = PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=x, y=[e["acc"].get(suite) for e in evals], name=f"student · {suite}",
-                                 mode="lines+markers", legendgroup=suite,
-                                 line=dict(color=colour, width=3.5 if suite == "test" else 1.8)))
+    for suite in suites:
+        y = [e["acc"].get(suite) for e in evals]
+        visible = True if suite in shown else "legendonly"
+        bold = suite == focus
+        label = [""] * (len(y) - 1) + [f"{y[-1]:.0%}" if y[-1] is not None else ""]
+        fig.add_trace(go.Scatter(x=x, y=y, name=suite, legendgroup=suite, visible=visible,
+                                 mode="lines+markers+text", text=label, textposition="middle right",
+                                 textfont=dict(color=colours[suite], size=13 if bold else 11),
+                                 hovertemplate=f"student · {suite}<br>step %{{x}}: %{{y:.1%}}<extra></extra>",
+                                 marker=dict(size=7 if bold else 4),
+                                 line=dict(color=colours[suite], width=4 if bold else 1.8)))
         if teacher is not None and suite in teacher.get("acc", {}):
             level = teacher["acc"][suite]
-            fig.add_trace(go.Scatter(x=[0, max(x)], y=[level, level], name=f"teacher · {suite}", mode="lines",
-                                     legendgroup=suite, line=dict(color=colour, width=1.2, dash="dash")))
-    fig.update_xaxes(title_text="step", rangemode="tozero")
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
-    return _layout(fig, "Accuracy: student (lines) vs teacher (dashed)", "accuracy")
+            fig.add_trace(go.Scatter(x=[0, end], y=[level, level], name=f"teacher · {suite}", legendgroup=suite,
+                                     showlegend=False, visible=visible, mode="lines+text",
+                                     text=["", f"T {level:.0%}"], textposition="top right",
+                                     textfont=dict(color=colours[suite], size=10),
+                                     hovertemplate=f"teacher · {suite}: {level:.1%}<extra></extra>",
+                                     line=dict(color=colours[suite], width=1.2, dash="dash")))
+    fig.update_xaxes(title_text="step", range=[0, end * 1.18 + 1])  # room for the end labels
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.05], tickformat=".0%")
+    final = latest(events, "status")
+    over = final is not None and final.get("state") in ("finished", "stopped")
+    last = evals[-1]["acc"]
+    numbers = ", ".join(f"{s} {last[s]:.0%}" for s in suites if s in shown and last.get(s) is not None)
+    title = (f"Final accuracy at step {end}: {numbers}" if over else "Accuracy: student (lines) vs teacher (dashed)")
+    fig.update_layout(legend_title_text="suite (click)")
+    return _layout(fig, title, "accuracy")
 
 
 def _axis(snapshot: dict, grid: str, name: str) -> list[float]:
@@ -141,7 +228,9 @@ def invariance_figure(snapshot: dict, grid: str = "shift", metric: str = "acc") 
     rows, cols = AXES.get(grid, ("row", "column"))
     y = _axis(snapshot, grid, rows) if f"invariance.{grid}.axis.{rows}" in snapshot else None
     x = _axis(snapshot, grid, cols) if f"invariance.{grid}.axis.{cols}" in snapshot else None
-    top = 1.0 if metric == "acc" else max(float(maps["teacher"].max()), float(maps["student"].max()), 1e-6)
+    # fixed scales, the same for teacher and student: accuracy 0..1, KL 0..KL_TOP nats (more is saturated),
+    # so a KL of 0.01 looks like the near-invariance it is instead of filling the colour range
+    top = 1.0 if metric == "acc" else KL_TOP
     fig = make_subplots(rows=1, cols=2, subplot_titles=("teacher", "student"), shared_yaxes=True,
                         horizontal_spacing=0.06)
     for i, m in enumerate(("teacher", "student"), start=1):
@@ -152,41 +241,106 @@ def invariance_figure(snapshot: dict, grid: str = "shift", metric: str = "acc") 
     fig.update_yaxes(title_text=AXIS_TITLES.get(rows, rows), row=1, col=1)
     fig.update_yaxes(autorange="reversed" if grid == "shift" else True)  # dy: + = down, as on screen
     scale = "Viridis" if metric == "acc" else "Viridis_r"  # bright = good in both: accurate / invariant
+    ticks = [0, 0.25, 0.5, 0.75, 1.0]
+    bar = dict(title=dict(text=COLOURBARS.get(metric, metric), side="right"), tickvals=[t * top for t in ticks],
+               ticktext=([f"{t:.0%}" for t in ticks] if metric == "acc"
+                         else [f"{t * top:g}" for t in ticks[:-1]] + [f"≥ {top:g}"]))
     return _layout(fig, title, f"invariance-{grid}-{metric}",
-                   coloraxis=dict(cmin=0, cmax=top, colorscale=scale,
-                                  colorbar=dict(title=dict(text=METRICS.get(metric, metric)))))
+                   coloraxis=dict(cmin=0, cmax=top, colorscale=scale, colorbar=bar))
 
 
-def params_figure(snapshot: dict) -> go.Figure | None:
-    """What the augmentor chose for each augmented sample: for the affine augmentor a scatter of the
-    translation (tx, ty) in pixels plus a histogram per other degree of freedom; for mix and vae a
-    histogram per parameter. None when the snapshot has no param.* keys (no HARD augmentor)."""
+# name -> (axis title with units, what its extremes mean)
+PARAMS = {"tx": "tx (pixels, + = right)", "ty": "ty (pixels, + = down)", "rotate": "rotation (degrees, + = counter-clockwise)",
+          "scale": "zoom − 1 (+ = larger)", "shear": "shear (fraction of the side)",
+          "weight": "partner's share of the image (0 = own image, 1 = the partner everywhere)",
+          "latent_norm": "‖latent edit‖ (L2 over the VAE latent)", "pixel_change": "mean |pixel change| (0-1 intensity)",
+          "gain": "gain: white − black (1 = unchanged, −1 = inverted)", "bias": "where black goes (0 = unchanged, 1 = white)"}
+
+
+def param_references(snapshot: dict, config: dict | None = None) -> dict[str, tuple[list[float], str]]:
+    """Per augmentor parameter, reference values to draw and what they mean: the affine bounds (from the
+    run's `affine` setting; the default translate bound without a config), the mixing weight's maximum, the
+    VAE's largest possible edit (every latent element at ±eps), the colour map's identity and inversion,
+    and a clean digit's mean brightness for the VAE's pixel change."""
+    refs: dict[str, tuple[list[float], str]] = {}
+    clean = snapshot.get("clean")
+    if clean is not None and clean.dim() == 4:
+        try:
+            bounds = parse_dof((config or {}).get("affine") or "translate", tuple(clean.shape[1:]))
+        except Exception:  # a config this lab cannot read: draw no bounds rather than fail the page
+            bounds = {}
+        for name, bound in bounds.items():
+            for key in (("tx", "ty") if name == "translate" else (name,)):
+                refs[key] = ([-bound, bound], f"bound ±{bound:g}")
+        ink = float(clean.float().mean()) / (255 if clean.dtype == torch.uint8 else 1)
+        refs["pixel_change"] = ([ink], f"a clean image's mean brightness ({ink:.2f})")
+    refs["weight"] = ([0.0, 1.0], "0 / maximum")
+    refs["gain"] = ([-1.0, 1.0], "inverted / unchanged")
+    refs["bias"] = ([0.0, 1.0], "unchanged / inverted")
+    latent = vae_latent(config or {})
+    if latent is not None:
+        eps, size = latent
+        refs["latent_norm"] = ([eps * size ** 0.5], f"largest edit: all {size} elements at ±eps = ±{eps:.2f}")
+    return refs
+
+
+def vae_latent(config: dict) -> tuple[float, int] | None:
+    """(eps, latent size) of the shipped VAE a HARD-vae run uses by default: eps is the bound on each
+    latent element (the VAE's latent std, `hard_core.vae.latent_scale`); None for another VAE."""
+    if config.get("hard") != "vae" or config.get("vae", "default") != "default":
+        return None
+    world = WORLDS.get(config.get("world") or "shift")
+    card = ASSETS / f"{(world.vae if world and world.vae else VAE_NAME)}.json"
+    try:
+        info = json.loads(card.read_text())
+        std, factor = info["config"].get("latents_std"), info["config"]["scaling_factor"]
+        eps = sum(std) / len(std) if std else 1.0 / float(factor)
+        return float(eps), int(math.prod(info["latent_shape"]))
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def params_figure(snapshot: dict, config: dict | None = None) -> go.Figure | None:
+    """What the augmentor chose for each augmented sample, with units and references: for the affine
+    augmentor a scatter of the translation (tx, ty) in pixels inside its bound, and a histogram per other
+    degree of freedom over its full range; for mix, colour and vae a histogram per parameter with its
+    range (see `param_references`). `config`: the run's config (bounds, world); None = the defaults.
+    None when the snapshot has no param.* keys (no HARD augmentor)."""
     params = {k[len("param."):]: v.detach().float().cpu().flatten().tolist()
               for k, v in snapshot.items() if k.startswith("param.")}
     params.pop("partner", None)  # an index into the batch: not a quantity to histogram
     if not params:
         return None
-    panels = (["translation"] if "tx" in params and "ty" in params else []) + \
-        [k for k in params if not ("tx" in params and "ty" in params and k in ("tx", "ty"))]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.08)
-    units = {"tx": "tx (pixels)", "ty": "ty (pixels)", "rotate": "rotation (degrees)", "scale": "zoom − 1 (+ = larger)",
-             "shear": "shear", "weight": "mixing weight of the partner", "latent_norm": "‖latent edit‖",
-             "pixel_change": "mean |pixel change|", "gain": "gain (white − black; −1 = inverted)",
-             "bias": "bias (where black goes)"}
+    refs = param_references(snapshot, config)
+    xy = "tx" in params and "ty" in params
+    panels = (["translation"] if xy else []) + [k for k in params if not (xy and k in ("tx", "ty"))]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.1)
     for i, name in enumerate(panels, start=1):
         if name == "translation":
             fig.add_trace(go.Scatter(x=params["tx"], y=params["ty"], mode="markers", name="(tx, ty)",
                                      marker=dict(size=6, opacity=0.6, color=PALETTE[1])), row=1, col=i)
-            m = 1.1 * max(max(map(abs, params["tx"])), max(map(abs, params["ty"])), 1e-3)  # 0 in the middle
-            fig.update_xaxes(title_text="tx (pixels, + = right)", range=[-m, m], row=1, col=i)
-            fig.update_yaxes(title_text="ty (pixels, + = down)", range=[m, -m], row=1, col=i)
+            b = refs.get("tx", ([0, 0], ""))[0][1] or max(max(map(abs, params["tx"] + params["ty"])), 1e-3)
+            fig.add_shape(type="rect", x0=-b, x1=b, y0=-b, y1=b, line=dict(color="grey", dash="dash"), row=1, col=i)
+            m = 1.15 * b  # the bound's box, 0 in the middle: how far the augmentor moves, at a glance
+            fig.update_xaxes(title_text=f"{PARAMS['tx']}; box: ±{b:g} px bound", range=[-m, m], row=1, col=i)
+            fig.update_yaxes(title_text=PARAMS["ty"], range=[m, -m], row=1, col=i)
             continue
         fig.add_trace(go.Histogram(x=params[name], name=name, nbinsx=20, marker=dict(color=PALETTE[i % 9])),
                       row=1, col=i)
-        fig.update_xaxes(title_text=units.get(name, name), row=1, col=i)
+        title = PARAMS.get(name, name)
+        if name in refs:
+            values, meaning = refs[name]
+            for v in values:
+                fig.add_vline(x=v, line=dict(color="grey", dash="dash"), row=1, col=i)
+            lo, hi = min(values + params[name]), max(values + params[name])
+            pad = 0.05 * (hi - lo or 1.0)
+            fig.update_xaxes(range=[min(lo, 0) - pad, hi + pad], row=1, col=i)
+            title += f"<br>dashed: {meaning}"
+        fig.update_xaxes(title_text=title, row=1, col=i)
         fig.update_yaxes(title_text="samples", row=1, col=i)
     n = len(next(iter(params.values())))
-    return _layout(fig, f"What the augmentor chose ({n} samples)", "params", showlegend=False)
+    return _layout(fig, f"What the augmentor chose ({n} samples)", "params", showlegend=False,
+                   height=HEIGHT + 20)
 
 
 def _signal(x) -> list[float]:
@@ -259,6 +413,6 @@ def temperature_figure(logits: list[float], temperature: float) -> go.Figure:
     fig = go.Figure([go.Bar(x=classes, y=softmax(logits, 1.0), name="T = 1", marker=dict(color="#c8c8c8")),
                      go.Bar(x=classes, y=softmax(logits, temperature), name=f"T = {temperature:g}",
                             marker=dict(color=PALETTE[1]))])
-    fig.update_xaxes(title_text="class")
+    fig.update_xaxes(title_text="class", type="category", tickmode="array", tickvals=classes)  # every class
     fig.update_yaxes(title_text="probability", range=[0, 1])
     return _layout(fig, f"Teacher's softmax at temperature T = {temperature:g}", "temperature", barmode="group")

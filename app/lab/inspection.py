@@ -25,7 +25,7 @@ from hard_core.runs import CHECKPOINT, LoadedRun, load_run
 
 from .runs import finished
 
-MAX_UPLOAD = 2 * 1024 * 1024  # bytes, as server.maxUploadSize in .streamlit/config.toml
+MAX_UPLOAD = 2 * 1024 * 1024  # bytes; server.maxUploadSize (.streamlit/config.toml) is larger, so this one speaks
 MAX_PIXELS = 25_000_000  # refuse decompression bombs long before PIL's own limit
 FORMATS = ("PNG", "JPEG")
 DIGIT_BOX = 20 / 28  # MNIST's rule: the digit fills a 20x20 box of its 28x28 image

@@ -14,7 +14,7 @@ from hard_core.config import RunConfig
 from hard_core.worlds import WORLDS
 
 from . import figures
-from .explore import DATASETS  # label -> (dataset, canvas): the same choices on every page
+from .explore import DATASETS, dataset  # label -> (dataset, canvas): the same choices on every page
 
 STUDENTS = ["mlp", "small-cnn", "cnn"]
 HARD = {"affine": "HARD-affine: learned shifts, rotations, zooms, shears",
@@ -31,6 +31,7 @@ PRESETS = {  # the Learn page's "try it" links: form values (widget keys) to set
     "hard-mix": {"f_world": "scarce", "f_hard": "mix", "f_augment": "none"},
     "hard-vae": {"f_world": "thickness", "f_hard": "vae", "f_augment": "none"},
 }
+LAB_LIMITS = {"steps": 20_000, "lr": 1.0}  # the lab's upper bounds: longer or wilder runs belong to the CLI
 LAB_DEFAULTS = dict(dataset="mnist5k", canvas=40, teacher="default", student="mlp", hard="affine", steps=600,
                     eval_every=50, snapshot_every=25, probe_every=50, log_every=10)
 
@@ -99,12 +100,32 @@ def run_form(teachers: dict[str, str]) -> RunConfig | None:
         slots["affine"].error("choose at least one degree of freedom", icon=":material/error:")
         return None
     try:
-        return RunConfig(**{**LAB_DEFAULTS, **values})
+        cfg = RunConfig(**{**LAB_DEFAULTS, **values})
     except ValidationError as e:
         for err in e.errors():
             name = str(err["loc"][0]) if err["loc"] else "steps"
             slots.get(name, st.empty()).error(err["msg"].replace("Input should be", "must be"), icon=":material/error:")
         return None
+    problems = lab_limits(cfg, label)
+    for name, message in problems.items():
+        slots[name].error(message, icon=":material/error:")
+    return None if problems else cfg
+
+
+def lab_limits(cfg: RunConfig, label: str) -> dict[str, str]:
+    """What the lab refuses in a valid config, field -> one line: more steps or a larger learning rate than
+    LAB_LIMITS, or a batch larger than the student's training set (the world's, e.g. 500 digits in scarce)."""
+    problems = {}
+    if cfg.steps > LAB_LIMITS["steps"]:
+        problems["steps"] = f"at most {LAB_LIMITS['steps']:,} steps in the lab (longer runs: the command line)"
+    if cfg.lr > LAB_LIMITS["lr"]:
+        problems["lr"] = f"at most {LAB_LIMITS['lr']:g}: larger learning rates make the student diverge"
+    per_class = cfg.train_per_class or WORLDS[cfg.world].train_per_class
+    ds = dataset(label)
+    train = len(ds.train) if per_class is None else min(len(ds.train), per_class * ds.num_classes)
+    if cfg.batch_size > train:
+        problems["batch_size"] = f"at most {train:,}: the student's training set has {train:,} images"
+    return problems
 
 
 def invariance_view(maps: dict, key: str, measures: dict[str, str]) -> None:

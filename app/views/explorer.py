@@ -7,11 +7,12 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from hard_core.runs import run_config
-from lab import explore, figures, images, runs
+from lab import explore, figures, images, runs, stories
 
 st.title("Augmentation explorer")
 st.caption("Pick a data set and an augmentation: the top row shows test images as they are, the row "
-           "below what the augmentation makes of each. KD learns from every new view the teacher labels.")
+           "below what the augmentation makes of each, the bottom row where they differ. KD learns from every "
+           "new view the teacher labels.")
 
 c1, c2, c3 = st.columns([2, 3, 1])
 label = c1.selectbox("Dataset", list(explore.DATASETS), key="x_dataset")
@@ -42,18 +43,15 @@ if augmentation != explore.HARD or run_dir is not None:
     if shown is not None:
         if shown.one_d:
             st.plotly_chart(figures.signals_figure(shown.snapshot, n=4), key="x_signals")
-            st.caption(f"Grey: the test signal · orange: after {shown.note}.")
+            st.caption("Grey: the test signal · orange: after the augmentation.")
         else:
-            st.image(images.gallery(shown.snapshot, n=8),
-                     caption=f"top: clean test images · below each: augmented by {shown.note}")
-        if augmentation == "cutmixpick":
-            st.caption("CutMixPick needs a teacher and a student to score its candidates: here the shipped "
-                       "teacher and a freshly initialised MLP student (no student has been trained on this page).")
-        params = figures.params_figure(shown.snapshot)
+            st.image(images.gallery(shown.snapshot, n=8), caption=shown.note)
+        config = run_config(run_dir).model_dump() if run_dir is not None else None
+        params = figures.params_figure(shown.snapshot, config)
         if params is not None:
             st.plotly_chart(params, key="x_params")
-            st.caption(f"The augmentor's choices on {explore.PARAM_SAMPLES} test images: it learned where the "
-                       "student disagrees with the teacher.")
+            st.caption(f"The augmentor's choices on {explore.PARAM_SAMPLES} test images. "
+                       + stories.augmentor_verdict(explore.run_hardness(run_dir)))
 
 st.subheader("Which standard augmentation suits this teacher?")
 st.markdown(explore.TSTDDEV_TEXT.format(batches=20))
@@ -61,7 +59,7 @@ teacher_name = "the shipped CNN teacher" if teacher_spec == "default" else f"tea
 ranked_key = f"x_ranked:{label}:{teacher_spec}"
 
 
-@st.cache_data(show_spinner="Scoring every augmentation with the teacher (about 30 s, once per teacher)…",
+@st.cache_data(show_spinner="Scoring every augmentation with the teacher (about a minute, once per teacher; then kept)…",
                max_entries=8)
 def ranking(label: str, teacher_spec: str) -> list[tuple[str, float]]:
     return explore.rank(label, teacher_spec)

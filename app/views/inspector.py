@@ -29,14 +29,16 @@ source = c1.radio("Image", ["test image", "upload"], horizontal=True, key="i_sou
 if one_d:
     c1.caption("1D runs take test signals only: uploads are for image runs.")
 if source == "upload" and not one_d:
-    upload = c2.file_uploader("A digit, PNG or JPEG, at most 2 MB", type=["png", "jpg", "jpeg"], key="i_upload")
+    # no `type=` filter: the uploader would refuse a wrong file with a red chip and the reason in a tooltip;
+    # read_upload checks the content and says what is wrong, in words, right under the uploader
+    upload = c2.file_uploader("A digit, PNG or JPEG, at most 2 MB", key="i_upload")
     if upload is None:
         st.info("Upload an image: it is converted to the run's input (greyscale, centred on the canvas).")
         st.stop()
     try:
         x, note = inspection.read_upload(upload.getvalue(), run.dataset)
     except inspection.UploadError as e:
-        st.error(f"Cannot use {upload.name}: {e}.")
+        c2.error(f"Cannot use {upload.name}: {e}.", icon=":material/error:")
         st.stop()
     label = None
 else:
@@ -60,7 +62,8 @@ if one_d:
     st.plotly_chart(figures.disagreement_1d_figure({"disagreement": heat, "augmented": x}, n=1), key="i_dis1d")
 else:
     st.image(images.overlay(x, heat, with_images=True, nrow=2, scale=5),
-             caption=f"{note} · right: |∂ KL(teacher ‖ student) / ∂ pixel| at T = {run.cfg.temperature:g}")
+             caption=f"{note} · left: the image · right: where the disagreement is, at T = {run.cfg.temperature:g}. "
+                     + images.OVERLAY_CAPTION)
 
 st.subheader("Invariance: how the outputs change as the image moves")
 maps = inspection.invariance(run, x, label)
@@ -69,8 +72,9 @@ if one_d:
     st.caption("For one signal the KL is the informative measure: 0 where the output did not move. "
                "\"Still correct\" is 1 where the shifted signal keeps the label.")
 else:
-    st.caption("For one image the KL is the informative measure: bright cells (KL near 0) mean the output did "
-               "not move, dark cells that it did. A shift-invariant teacher is bright everywhere; a student that "
+    st.caption(f"For one image the KL is the informative measure: bright cells (KL near 0) mean the output did "
+               f"not move, dark cells that it did (one fixed scale for both models: {figures.KL_TOP:g} nat or more "
+               "is darkest). A shift-invariant teacher is bright everywhere; a student that "
                "only learned centred digits darkens away from the centre. \"Still correct\" is bright where "
                "the moved image keeps the label"
                + (" (here: the teacher's call on the clean upload)." if source == "upload" else "."))

@@ -2,7 +2,7 @@
 live examples in the lab."""
 import streamlit as st
 
-from lab import figures
+from lab import figures, stories
 from lab.widgets import PRESETS
 
 st.title("Learn: distillation with hard augmentations")
@@ -62,14 +62,17 @@ st.markdown(
     "student at about 20–35% on shifted digits. The affine augmentor discovers by itself that shifting is "
     "where the student fails, and the student's shift accuracy climbs to about 90%, close to the 91% of "
     "an oracle that shifts at random.")
-c1, c2 = st.columns(2)
-with c1:
-    try_it("hard-affine", "Watch HARD-affine teach shift invariance (default)")
-    try_it("kd-shift", "Compare with the oracle: KD + random shifts")
-with c2:
-    try_it("hard-colour", "HARD-colour finds inverted digits (polarity world)")
-    try_it("hard-mix", "HARD-mix: learned mixing on scarce data")
-    try_it("hard-vae", "HARD-vae: latent edits (thickness world)")
+st.markdown("Each HARD family can express some nuisances and not others, so each has a *world* where it "
+            "matters: a nuisance the teacher learned and the student's data lacks.")
+for family, label in (("affine", "Watch HARD-affine teach shift invariance (default)"),
+                      ("colour", "HARD-colour finds inverted digits (polarity world)"),
+                      ("mix", "HARD-mix makes new views from 50 digits per class (scarce world)"),
+                      ("vae", "HARD-vae edits stroke thickness in a VAE's latent (thickness world)")):
+    c1, c2 = st.columns([2, 3])
+    with c1:
+        try_it(f"hard-{family}", label)
+    c2.caption(stories.HARD_STORIES[family][1])
+try_it("kd-shift", "Compare with the oracle: KD + random shifts")
 st.markdown(
     "**What to look at on the Live page:** the *invariance* heatmaps. Each cell is the accuracy on test "
     "digits moved by (dy, dx). The teacher's map is flat and bright: it is shift-invariant. The student's "

@@ -8,7 +8,7 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from hard_core.runs import RunReader, read_control
-from lab import figures, images, runs
+from lab import figures, images, runs, stories
 from lab.live import RunView, eta_text, teacher_choices
 from lab.scheduler import LIVE
 from lab.widgets import apply_preset, invariance_view, owner_key, run_form
@@ -42,9 +42,8 @@ with st.sidebar:
 
 run_id = st.query_params.get("run")
 if not run_id:
-    st.info("Press **Start** in the sidebar. The defaults distil the shipped CNN teacher into an MLP student "
-            "on digits centred on a 40×40 canvas, while HARD-affine learns to shift them where the student "
-            "fails. Watch the student's invariance map flatten as it inherits the teacher's shift invariance.")
+    st.info("Press **Start** in the sidebar. " + stories.intro(st.session_state.get("f_hard"), st.session_state.get(
+        "f_world"), st.session_state.get("f_augment")))
     st.page_link("views/learn.py", label="New to distillation? Start with the Learn page", icon=":material/school:")
     st.stop()
 try:
@@ -97,10 +96,11 @@ def show(view: RunView) -> None:
         st.error(status.get("message") or "the run stopped unexpectedly; its checkpoint is kept")
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.loss_figure(view.events), key="loss")
-    c2.plotly_chart(figures.accuracy_figure(view.events), key="accuracy")
-    hardness = figures.hardness_figure(view.events)
+    c2.plotly_chart(figures.accuracy_figure(view.events, figures.world_suite(view.reader.config())), key="accuracy")
+    hardness, reading = figures.hardness_figure(view.events), figures.hardness_reading(view.events)
     if hardness is not None:
         st.plotly_chart(hardness, key="hardness")
+        st.caption(reading["text"])
     snaps = view.snapshot_events()
     if not snaps:
         st.caption("Waiting for the first images…")
@@ -114,8 +114,8 @@ def show(view: RunView) -> None:
     if view.one_d:
         st.plotly_chart(figures.signals_figure(snap), key="signals")
     else:
-        st.image(images.gallery(snap), caption="top: clean · below: augmented (what the student trained on)")
-    params = figures.params_figure(snap)
+        st.image(images.gallery(snap), caption=stories.gallery_caption(reading))
+    params = figures.params_figure(snap, view.reader.config())
     if params is not None:
         st.plotly_chart(params, key="params")
     if probe is None:
@@ -125,8 +125,7 @@ def show(view: RunView) -> None:
     if view.one_d:
         st.plotly_chart(figures.disagreement_1d_figure(probe), key="disagreement")
     else:
-        st.image(images.overlay(probe["augmented"], probe["disagreement"]),
-                 caption="|∂ KL(teacher ‖ student) / ∂ pixel| over the images the student saw")
+        st.image(images.overlay(probe["augmented"], probe["disagreement"]), caption=images.OVERLAY_CAPTION)
     st.subheader("Invariance: teacher vs student")
     invariance_view(probe, "live", {"acc": "accuracy", "kl": "KL(clean ‖ moved)"})
 

@@ -27,10 +27,11 @@ from .setup import Session, build_session
 from .step import StepResult, distil_step
 
 SNAPSHOT_SIZE = 16  # images per snapshot: enough for a gallery, small on disk
+MAX_LOSS = 1e6  # a finite loss this large has diverged as surely as NaN (lr 1e6 reached 3e20, "finished")
 
 
 class Diverged(UserError):
-    """The loss became NaN or infinite at `step`; the last checkpoint is kept."""
+    """The loss became NaN, infinite or above MAX_LOSS at `step`; the last checkpoint is kept."""
 
     def __init__(self, message: str, step: int):
         super().__init__(message)
@@ -104,9 +105,10 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
         # ---- events ----
         if logging:
             value = out.loss.item()
-            if not math.isfinite(value):
+            if not math.isfinite(value) or value > MAX_LOSS:
                 kept = f"the checkpoint at step {saved} is kept" if saved is not None else "no checkpoint was written"
-                raise Diverged(f"loss became {value} at step {step}: lower --lr or --temperature ({kept})", step)
+                raise Diverged(f"the loss became {value:.3g} at step {step}: lower the learning rate (--lr) or the "
+                               f"temperature ({kept})", step)
             now = time.perf_counter()
             rate = (step - last[1]) / max(now - last[0], 1e-9)
             last = (now, step)
