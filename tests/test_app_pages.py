@@ -62,11 +62,13 @@ def test_explorer_shows_augmentations_and_switches(lab_env):
     assert "none" in at.get("image")[0].captions[0]
     at.selectbox(key="x_augmentation").set_value("cutmix").run()
     assert not at.exception and len(at.get("image")) == 1
-    assert "augmented by cutmix" in at.get("image")[0].captions[0]
+    assert "middle: after cutmix · bottom: |x̃ − x|" in at.get("image")[0].captions[0]
     at.selectbox(key="x_augmentation").set_value("cutmixpick").run()
-    captions = " ".join(c.value for c in at.caption)
-    assert not at.exception and "freshly initialised MLP student" in captions
-    assert "CutMixPick kept the 8 of 16" in at.get("image")[0].captions[0]
+    caption = at.get("image")[0].captions[0]
+    assert not at.exception and "freshly initialised mlp" in caption
+    # one account of what the rows are, agreeing with the Learn page: the candidates the two disagree on most
+    assert caption.startswith("top: the test image each candidate was cut from · middle: the 8 of 16 CutMix")
+    assert "teacher and student disagree most" in caption and "clean test images" not in caption
     at.selectbox(key="x_dataset").set_value("mnist1d").run()  # 1D: line plots, no image-only augmentations
     assert not at.exception and len(at.get("image")) == 0
     assert "randaugment" not in at.selectbox(key="x_augmentation").options
@@ -89,6 +91,10 @@ def test_explorer_lists_the_finished_hard_run(lab_env):
     params = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert params["layout"]["title"]["text"] == "What the augmentor chose (128 samples)"
     assert [t["type"] for t in params["data"]] == ["scatter"] and len(params["data"][0]["x"]) == 128
+    assert "±6 px bound" in params["layout"]["xaxis"]["title"]["text"]  # the run's bound, as a reference
+    # 20 steps is still the warm-up: the caption does not claim the augmentor learned anything
+    verdict = " ".join(c.value for c in at.caption)
+    assert "still warming up" in verdict and "learned where" not in verdict
     at.selectbox(key="x_dataset").set_value("mnist1d").run()  # runs are listed per data set
     at.selectbox(key="x_augmentation").set_value(explore.HARD).run()
     assert not at.exception and at.selectbox(key="x_run").options[0].startswith("hard-1d-20")
@@ -103,11 +109,25 @@ def test_explorer_without_runs_says_how_to_get_one(tmp_path, monkeypatch):
     assert not at.exception and "No finished HARD run" in at.info[0].value and not at.get("image")
 
 
-def test_rank_orders_by_tstddev_lowest_first():
+def test_rank_orders_by_tstddev_lowest_first_and_is_kept_per_teacher(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path))
     ranking = explore.rank("mnist1d", batches=2, batch_size=16)
     names, scores = [n for n, _ in ranking], [s for _, s in ranking]
     assert scores == sorted(scores) and all(s > 0 for s in scores)
     assert set(names) == {"none", "shift", "mixup", "cutmix", "cutmixpick"}  # image-only ones left out
+    [kept] = (tmp_path / ".cache").glob("tstddev-*.json")
+    assert json.loads(kept.read_text())["ranking"] == [[n, s] for n, s in ranking]
+
+    def no_second_computation(*args, **kw):
+        raise AssertionError("ranked again although the ranking was kept")
+
+    monkeypatch.setattr(explore, "rank_augmentations", no_second_computation)
+    assert explore.rank("mnist1d", batches=2, batch_size=16) == ranking  # read back
+    with pytest.raises(AssertionError, match="ranked again"):  # other settings: another entry
+        explore.rank("mnist1d", batches=3, batch_size=16)
+    kept.write_text("{ half a file")  # a broken entry is computed again, not trusted
+    with pytest.raises(AssertionError, match="ranked again"):
+        explore.rank("mnist1d", batches=2, batch_size=16)
 
 
 # ---- inspector -------------------------------------------------------------------------------------
@@ -144,6 +164,14 @@ def test_inspector_on_a_1d_run_plots_lines_and_takes_no_upload(lab_env):
 def test_inspector_refuses_a_bad_upload_and_takes_a_good_one(lab_env):
     at = pick_run(open_page("views/inspector.py"), "hard-affine-20")
     at.radio(key="i_source").set_value("upload").run()
+    # the uploader itself takes any file (its own refusal is a red chip with the reason in a tooltip), so
+    # every refusal is the inspector's, in words, right under the uploader
+    assert not list(at.file_uploader(key="i_upload").proto.type)
+    at.file_uploader(key="i_upload").set_value(("notes.txt", b"hello, this is text\n", "text/plain")).run()
+    assert [e.value for e in at.error] == ["Cannot use notes.txt: the file is not a readable PNG or JPEG image."]
+    big = b"\x89PNG\r\n\x1a\n" + bytes(6 * 2**20)
+    at.file_uploader(key="i_upload").set_value(("photo.png", big, "image/png")).run()
+    assert [e.value for e in at.error] == ["Cannot use photo.png: the file is 6.0 MB; the limit is 2 MB."]
     at.file_uploader(key="i_upload").set_value(("digit.png", b"not an image at all", "image/png")).run()
     assert not at.exception and len(at.error) == 1
     assert at.error[0].value == "Cannot use digit.png: the file is not a readable PNG or JPEG image."

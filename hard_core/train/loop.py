@@ -107,8 +107,8 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
             value = out.loss.item()
             if not math.isfinite(value) or value > MAX_LOSS:
                 kept = f"the checkpoint at step {saved} is kept" if saved is not None else "no checkpoint was written"
-                raise Diverged(f"the loss became {value:.3g} at step {step}: lower the learning rate (--lr) or the "
-                               f"temperature ({kept})", step)
+                raise Diverged(f"the loss became {value:.3g} at step {step}: the run diverged; lower --lr, the learning "
+                               f"rate (or --temperature); {kept}", step)
             now = time.perf_counter()
             rate = (step - last[1]) / max(now - last[0], 1e-9)
             last = (now, step)
