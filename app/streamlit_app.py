@@ -11,6 +11,10 @@ import streamlit as st
 from lab import runs
 
 st.set_page_config(page_title="HARD Lab", page_icon=":material/science:", layout="wide")
+# Streamlit's header "Stop" (shown while a page's script runs) would stand next to the lab's Stop and stop
+# something else; client.toolbarMode = "minimal" drops its menu but not that button, so it is hidden here
+# (the running icon and the connection status stay)
+st.html("<style>[data-testid='stStatusWidget'] button {display: none}</style>")
 
 PAGES = [
     st.Page("views/live.py", title="Live training", icon=":material/play_circle:", default=True),

@@ -17,3 +17,15 @@ def mnist_teacher(tmp_path_factory):
                  "--lr", "3e-3", "--seed", "0", "--out", str(out)])
     assert code == 0
     return out
+
+
+@pytest.fixture
+def lab_runs(tmp_path, monkeypatch):
+    """The lab on a private runs folder with a fresh scheduler; every process it started is stopped after."""
+    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("HARD_LAB_MAX_RUNS", "1")
+    from lab import runs
+
+    runs.shutdown()
+    yield tmp_path / "runs"
+    runs.shutdown()

@@ -14,16 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ENTRY = str(ROOT / "app" / "streamlit_app.py")
 
 
-@pytest.fixture
-def lab_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path / "runs"))
-    from lab import runs
-
-    runs.shutdown()
-    yield tmp_path / "runs"
-    runs.shutdown()
-
-
 def app(**query) -> AppTest:
     at = AppTest.from_file(ENTRY, default_timeout=60)
     at.query_params.update(query)
@@ -38,7 +28,7 @@ def start_disabled(at: AppTest) -> bool:
     return [b for b in at.sidebar.button if b.label == "Start"][0].disabled
 
 
-def test_form_refuses_runs_the_lab_cannot_hold(lab_env):
+def test_form_refuses_runs_the_lab_cannot_hold(lab_runs):
     at = app()
     at.sidebar.number_input(key="f_steps").set_value(1_000_000_000).run()
     assert "less than or equal to" in field_errors(at) and start_disabled(at)  # RunConfig's own bound
@@ -57,10 +47,10 @@ def test_form_refuses_runs_the_lab_cannot_hold(lab_env):
     assert "at most 500" in field_errors(at) and start_disabled(at)
     at.sidebar.number_input(key="f_batch").set_value(128).run()
     assert not at.sidebar.error and not start_disabled(at)
-    assert not list(lab_env.glob("*/lab.json"))  # nothing was started
+    assert not list(lab_runs.glob("*/lab.json"))  # nothing was started
 
 
-def test_a_diverged_run_says_so_in_the_page(lab_env, monkeypatch):
+def test_a_diverged_run_says_so_in_the_page(lab_runs, monkeypatch):
     """The engine stops a run whose loss becomes NaN (here forced from step 8 on) and records why; the
     Live page shows that as an error in words, not as a quiet "finished"."""
     import hard_core.train.step as step
@@ -76,7 +66,7 @@ def test_a_diverged_run_says_so_in_the_page(lab_env, monkeypatch):
     cfg = RunConfig(dataset="mnist5k", canvas=28, teacher="default", student="mlp", steps=30, batch_size=32,
                     log_every=5, eval_every=30, snapshot_every=30, probe_every=30, suites="shift:3")
     with pytest.raises(Exception, match="loss became nan at step 10"):
-        run_to_dir(cfg, lab_env / "diverged")
+        run_to_dir(cfg, lab_runs / "diverged")
     at = app(run="diverged")
     assert not at.exception
     progress = " ".join(p.proto.text for p in at.get("progress"))
@@ -114,7 +104,7 @@ def test_streamlit_config_hides_the_header_stop_and_lets_the_inspector_explain_s
     assert config["server"]["maxUploadSize"] * 2**20 > inspection.MAX_UPLOAD  # the inspector's own words speak
 
 
-def test_live_intro_follows_the_loaded_preset(lab_env):
+def test_live_intro_follows_the_loaded_preset(lab_runs):
     default = app()
     assert "HARD-affine" in default.info[0].value and "shift" in default.info[0].value
     vae = app(preset="hard-vae")

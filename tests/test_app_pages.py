@@ -130,6 +130,18 @@ def test_rank_orders_by_tstddev_lowest_first_and_is_kept_per_teacher(tmp_path, m
         explore.rank("mnist1d", batches=2, batch_size=16)
 
 
+def test_shipped_rankings_belong_to_the_shipped_teachers():
+    """A fresh clone ranks at once: each explorer data set's shipped teacher has its ranking next to it,
+    computed for exactly these weights and the explorer's settings (a retrained teacher fails here until
+    `docs/bench/explorer_ranking.py --ship` is run again)."""
+    for label in explore.DATASETS:
+        key = explore.ranking_key(explore.teacher(label), label, batches=20, batch_size=128, seed=0)
+        shipped, cache = explore.kept_rankings(label, "default", key)
+        kept = json.loads(shipped.read_text())
+        assert kept["key"] == key and kept["batches"] == 20 and len(kept["ranking"]) >= 5, label
+        assert cache.name == f"tstddev-{key}.json"
+
+
 # ---- inspector -------------------------------------------------------------------------------------
 
 def pick_run(at: AppTest, name: str) -> AppTest:

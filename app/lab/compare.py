@@ -19,6 +19,7 @@ from hard_core.errors import UserError
 from hard_core.runs import RunReader, final_metrics
 
 from . import runs
+from .figures import loss_axis
 from .scheduler import ACTIVE
 
 MAX_POINTS = 400  # per trace: long runs are thinned so the browser stays quick
@@ -99,9 +100,12 @@ def _figure(series: dict[str, tuple[list, list]], title: str, y_title: str, perc
         xs, ys = _thin(xs, ys)
         fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers" if len(xs) < 40 else "lines"))
     fig.update_layout(title=title, xaxis_title="step", yaxis_title=y_title, height=380,
-                      margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25))
+                      margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(x=1.02, xanchor="left", y=1, yanchor="top"))  # beside the plot, never over it
     if percent:
         fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
+    else:
+        fig.update_yaxes(**loss_axis([y for _, ys in series.values() for y in ys]))
     return fig
 
 

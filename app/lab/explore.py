@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hard_core.assets import ASSETS
 from hard_core.augment import AUGMENTATIONS, build_augment, pick_top, score_candidates
 from hard_core.config import RunConfig
 from hard_core.data import Dataset, default_suites
@@ -24,7 +25,7 @@ from hard_core.models import build_model
 from hard_core.probes import rank_augmentations
 from hard_core.checkpoint import checkpoint_parts, write_json
 from hard_core.runs import CHECKPOINT, RunReader, load_augmentor
-from hard_core.train.setup import dataset_for, load_teacher
+from hard_core.train.setup import dataset_for, load_teacher, teacher_path
 
 from .figures import hardness_reading
 from .runs import finished, root
@@ -158,33 +159,41 @@ def rank(label: str, teacher_spec: str = "default", batches: int = 20, batch_siz
     Same settings as `python -m hard_core tstddev`: training images and labels, the shift suite's
     strength for "shift", CutMixPick with its teacher-entropy criterion, and paper 2's views (each batch's
     mean over the originals plus their augmented views: what the student learns from under KD + DA).
-    The ranking takes most of a minute on 2 CPU cores, so it is computed once per teacher (its weights'
-    hash), data set and settings, and kept in `<runs>/.cache/` (see `ranking_cache`).
+    The ranking takes a minute or two on 2 CPU cores, so it is computed once per teacher (its weights'
+    hash), data set and settings and kept (see `kept_rankings`).
     """
     model = teacher(label, teacher_spec)
     key = ranking_key(model, label, batches, batch_size, seed)
-    path = ranking_cache() / f"tstddev-{key}.json"
-    try:
-        return [(str(name), float(score)) for name, score in json.loads(path.read_text())["ranking"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # not computed yet (or an unreadable file): compute and write it again
+    places = kept_rankings(label, teacher_spec, key)
+    for path in places:
+        try:
+            kept = json.loads(path.read_text())
+            if kept["key"] == key:
+                return [(str(name), float(score)) for name, score in kept["ranking"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not kept there (or an unreadable file): look further, else compute
     ds = dataset(label)
     x, y = ds.train.get(slice(None))
     shift = int(default_suites(ds).get("shift", 4))
     ranked = rank_augmentations(model, x, num_classes=ds.num_classes, max_shift=shift, batches=batches,
                                 batch_size=batch_size, seed=seed, y=y, views="original+augmented")
     try:
-        write_json(path, {"label": label, "teacher": teacher_spec, "batches": batches, "batch_size": batch_size,
-                          "seed": seed, "ranking": [[name, float(score)] for name, score in ranked]})
+        write_json(places[-1], {"key": key, "label": label, "teacher": teacher_spec, "batches": batches,
+                                "batch_size": batch_size, "seed": seed,
+                                "ranking": [[name, float(score)] for name, score in ranked]})
     except OSError:
         pass  # a read-only runs folder: the ranking is still shown, only not kept
     return ranked
 
 
-def ranking_cache() -> Path:
-    """Where computed T. stddev rankings are kept: `.cache/` in the lab's runs folder (not a run: it has no
-    config.json), so it is shared by every session and survives a restart."""
-    return root() / ".cache"
+def kept_rankings(label: str, teacher_spec: str, key: str) -> list[Path]:
+    """Where a computed ranking is looked for, in order: next to a shipped teacher (`<teacher>.tstddev.json`
+    in assets/, written by `docs/bench/explorer_ranking.py --ship`, so a fresh clone ranks at once), then
+    `.cache/` in the lab's runs folder, where the lab keeps what it computes (not a run: no config.json),
+    shared by every session and surviving a restart. Each file names the `key` it was computed for."""
+    path = teacher_path(teacher_spec, config_for(label, teacher_spec))
+    shipped = [path.with_name(f"{path.stem}.tstddev.json")] if path.resolve().parent == ASSETS.resolve() else []
+    return shipped + [root() / ".cache" / f"tstddev-{key}.json"]
 
 
 def ranking_key(model: nn.Module, label: str, batches: int, batch_size: int, seed: int) -> str:

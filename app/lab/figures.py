@@ -92,14 +92,14 @@ def loss_figure(events: list[dict]) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=y, name=f"{k} (augmentor)" if k == "disagreement" else f"{k} (teacher)",
                                  mode="lines", line=dict(color=colour, width=1.5, dash="dot")), secondary_y=True)
     fig.update_xaxes(title_text="step", rangemode="tozero")
-    fig.update_yaxes(title_text="loss", secondary_y=False, **_ticks([e["loss"] for e in steps]))
+    fig.update_yaxes(title_text="loss", secondary_y=False, **loss_axis([e["loss"] for e in steps]))
     if extras:
         values = [(e.get("extra") or {}).get(k) for e in steps for k in extras]
-        fig.update_yaxes(title_text="KL (HARD terms)", secondary_y=True, showgrid=False, **_ticks(values))
+        fig.update_yaxes(title_text="KL (HARD terms)", secondary_y=True, showgrid=False, **loss_axis(values))
     return _layout(fig, "Loss" + (" and HARD's game" if extras else ""), "loss")
 
 
-def _ticks(values: list) -> dict:
+def loss_axis(values: list) -> dict:
     """Axis settings for a loss: a few short ticks (0.5, 1, 2 rather than 0.5000001), and a log axis
     when the values span more than two decades (a loss that starts at 40 and ends at 0.1)."""
     v = [x for x in values if x is not None and math.isfinite(x) and x > 0]

@@ -57,7 +57,7 @@ def heatmap(matrix: dict) -> go.Figure:
                       for m, c in zip(methods, cells)])
     fig = go.Figure(go.Heatmap(z=z, x=methods, y=[f"{w} ({get_world(w).suite})" for w in worlds], text=text,
                                texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-                               zmin=0, zmax=1, colorscale="RdYlGn", colorbar={"title": "gap closed"}))
+                               zmin=0, zmax=1, colorscale="RdYlGn", colorbar={"title": "gap closed<br>(0 = KD, 1 = oracle)"}))
     fig.update_layout(title="Gap closed = (method − KD) / (oracle − KD) on the OOD suite (text: OOD accuracy)",
                       xaxis_title="method", yaxis_title="world (OOD suite)", yaxis_autorange="reversed",
                       height=120 + 60 * len(worlds), margin=dict(l=10, r=10, t=50, b=10), uirevision="matrix")
