@@ -119,3 +119,13 @@ def test_live_intro_follows_the_loaded_preset(lab_runs):
     shown = " ".join(c.value for c in learn.caption)
     for words in ("HARD-colour", "polarity", "HARD-mix", "scarce", "HARD-vae", "thickness"):
         assert words in shown, words  # each family with what it does in its own world
+
+
+def test_intro_follows_the_family_the_world_and_the_augmentation():
+    from lab import stories
+
+    assert "can express" in stories.intro("affine", "rotation") and "*rotation* accuracy" in stories.intro("affine", "rotation")
+    assert "cannot express" in stories.intro("colour", "shift")
+    assert "oracle" in stories.intro("none", "polarity", "polarity")  # KD told the world's nuisance
+    assert "oracle" not in stories.intro("none", "shift", "cutmixpick")  # a strong augmentation, not the oracle
+    assert stories.intro("none", "shift").startswith("Plain **knowledge distillation**")

@@ -77,6 +77,9 @@ def test_two_runs_overlay_table_and_downloads(lab_root, two_runs):
     assert traces(ood_acc) == ["b"]  # the first OOD suite (no 'shift' here): only 'b' has 'contrast'
     spec = json.loads(test_acc.proto.spec)["data"][0]
     assert spec["x"] == [10, 20] and all(0 <= y <= 1 for y in spec["y"])
+    for chart in (test_acc, ood_acc, loss):  # legends beside the plot: they never cover a line or an axis title
+        legend = json.loads(chart.proto.spec)["layout"]["legend"]
+        assert legend["x"] >= 1 and legend["xanchor"] == "left"
 
     at.selectbox(key="compare_suite").set_value("noise").run()
     assert traces(at.get("plotly_chart")[1]) == ["a"]

@@ -57,6 +57,7 @@ def test_the_page_draws_the_matrix(lab_env, matrix_file):
     assert heat["type"] == "heatmap" and heat["x"] == METHODS and heat["y"] == ["shift (shift)", "scarce (test)"]
     assert heat["z"][0] == pytest.approx([0, 1, 0.75]) and heat["z"][1] == pytest.approx([0, 1, 0.5])
     assert heat["text"][0] == ["30.0%", "90.0%", "75.0%"]
+    assert (heat["zmin"], heat["zmax"]) == (0, 1) and "0 = KD, 1 = oracle" in heat["colorbar"]["title"]["text"]
     assert "in-domain: 95.0%" in heat["customdata"][0][2] and "gap closed: 0.75" in heat["customdata"][0][2]
     assert any("(oracle − KD)" in c.value for c in at.caption)
     matrix = json.loads(matrix_file.read_text())

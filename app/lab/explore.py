@@ -187,12 +187,12 @@ def rank(label: str, teacher_spec: str = "default", batches: int = 20, batch_siz
 
 
 def kept_rankings(label: str, teacher_spec: str, key: str) -> list[Path]:
-    """Where a computed ranking is looked for, in order: next to a shipped teacher (`<teacher>.tstddev.json`
+    """Where a computed ranking is looked for, in order: next to a shipped teacher (`tstddev-<teacher>.json`
     in assets/, written by `docs/bench/explorer_ranking.py --ship`, so a fresh clone ranks at once), then
     `.cache/` in the lab's runs folder, where the lab keeps what it computes (not a run: no config.json),
     shared by every session and surviving a restart. Each file names the `key` it was computed for."""
     path = teacher_path(teacher_spec, config_for(label, teacher_spec))
-    shipped = [path.with_name(f"{path.stem}.tstddev.json")] if path.resolve().parent == ASSETS.resolve() else []
+    shipped = [path.with_name(f"tstddev-{path.stem}.json")] if path.resolve().parent == ASSETS.resolve() else []
     return shipped + [root() / ".cache" / f"tstddev-{key}.json"]
 
 

@@ -40,9 +40,12 @@ def intro(hard: str | None, world: str | None, augment: str | None = "none") -> 
     where = f"World **{world}**: {WORLDS[world].nuisance} for the teacher; the student trains on the plain digits."
     if hard in HARD_STORIES:
         home, text = HARD_STORIES[hard]
-        if home != world:
-            text += (f" (Here it runs in the {world} world, not its own: see whether it can express "
-                     f"{WORLDS[world].nuisance}.)")
+        w = WORLDS[world]
+        if home != world and hard in w.families:  # e.g. affine with rotations in the rotation world
+            text = (f"HARD-{hard} in the **{world}** world, whose nuisance it can express ({w.nuisance}): "
+                    f"watch the student's *{w.suite}* accuracy climb towards the teacher's.")
+        elif home != world:
+            text += f" (Here it runs in the {world} world, whose nuisance it cannot express: expect little transfer.)"
         return f"{text}\n\n{where}"
     if augment and augment != "none":
         story = ORACLE_STORY if WORLDS[world].oracle.get("augment") == augment else AUGMENT_STORY

@@ -5,7 +5,7 @@ a teacher (computed, then kept in <runs>/.cache/) and every time after (read bac
 
 Prints the seconds of each and their ratio. Uses a fresh temporary runs folder and ignores any ranking
 shipped next to the teacher, so the first call is cold. --ship then writes the ranking next to the shipped
-teacher (assets/<teacher>.tstddev.json), where the explorer finds it on a fresh clone.
+teacher (assets/tstddev-<teacher>.json), where the explorer finds it on a fresh clone.
 """
 from __future__ import annotations
 
