@@ -107,10 +107,11 @@ def assert_framed(fig):
 
 def test_loss_figure_hard_terms_and_downsampling():
     fig = figures.loss_figure(step_events(1200))
-    assert [t.name for t in fig.data] == ["student loss (KD)", "disagreement (augmentor)", "consistency (teacher)"]
+    assert [t.name for t in fig.data] == ["student loss (KD)", "disagreement", "consistency"]
     assert all(len(t.x) <= figures.MAX_POINTS for t in fig.data)
     assert fig.data[0].x[0] == 1 and fig.data[0].x[-1] == 1200
     assert fig.data[1].yaxis == "y2" and fig.layout.xaxis.title.text == "step"
+    assert fig.layout.legend.y >= 1 and fig.layout.yaxis2.side == "right"  # legend above: off the right axis
     assert_framed(fig)
     plain = figures.loss_figure(step_events(30, hard=False) + [{"kind": "status", "step": 30}])
     assert [t.name for t in plain.data] == ["student loss (KD)"] and len(plain.data[0].x) == 30

@@ -89,14 +89,20 @@ def loss_figure(events: list[dict]) -> go.Figure:
     extras = [k for k in ("disagreement", "consistency") if any(k in (e.get("extra") or {}) for e in steps)]
     for k, colour in zip(extras, (PALETTE[1], PALETTE[2])):
         y = [(e.get("extra") or {}).get(k) for e in steps]
-        fig.add_trace(go.Scatter(x=x, y=y, name=f"{k} (augmentor)" if k == "disagreement" else f"{k} (teacher)",
+        fig.add_trace(go.Scatter(x=x, y=y, name=k,
                                  mode="lines", line=dict(color=colour, width=1.5, dash="dot")), secondary_y=True)
     fig.update_xaxes(title_text="step", rangemode="tozero")
     fig.update_yaxes(title_text="loss", secondary_y=False, **loss_axis([e["loss"] for e in steps]))
     if extras:
         values = [(e.get("extra") or {}).get(k) for e in steps for k in extras]
-        fig.update_yaxes(title_text="KL (HARD terms)", secondary_y=True, showgrid=False, **loss_axis(values))
-    return _layout(fig, "Loss" + (" and HARD's game" if extras else ""), "loss")
+        # its own ticks (not the left axis' grid rescaled), and the legend above the plot: on the right it
+        # would sit on this axis
+        fig.update_yaxes(title_text="KL: augmentor's disagreement,<br>teacher's consistency", secondary_y=True,
+                         showgrid=False, tickmode="auto",
+                         **loss_axis(values))
+    fig = _layout(fig, "Loss" + (" and HARD's game" if extras else ""), "loss", showlegend=bool(extras))
+    return fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom",
+                                         font=dict(size=11)), margin=dict(t=80)) if extras else fig
 
 
 def loss_axis(values: list) -> dict:
@@ -106,7 +112,7 @@ def loss_axis(values: list) -> dict:
     spread = max(v) / min(v) if v else 1.0
     if spread > 100:
         return dict(type="log", tickformat=".2~g", nticks=6)
-    return dict(type="linear", tickformat=".3~g", nticks=6, rangemode="tozero")
+    return dict(type="linear", tickformat=".3~g", nticks=6, rangemode="tozero", exponentformat="none")
 
 
 def hardness_reading(events: list[dict]) -> dict | None:

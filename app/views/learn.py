@@ -64,10 +64,8 @@ st.markdown(
     "an oracle that shifts at random.")
 st.markdown("Each HARD family can express some nuisances and not others, so each has a *world* where it "
             "matters: a nuisance the teacher learned and the student's data lacks.")
-for family, label in (("affine", "Watch HARD-affine teach shift invariance (default)"),
-                      ("colour", "HARD-colour finds inverted digits (polarity world)"),
-                      ("mix", "HARD-mix makes new views from 50 digits per class (scarce world)"),
-                      ("vae", "HARD-vae edits stroke thickness in a VAE's latent (thickness world)")):
+for family, label in (("affine", "HARD-affine: shift world (default)"), ("colour", "HARD-colour: polarity world"),
+                      ("mix", "HARD-mix: scarce world"), ("vae", "HARD-vae: thickness world")):
     c1, c2 = st.columns([2, 3])
     with c1:
         try_it(f"hard-{family}", label)
