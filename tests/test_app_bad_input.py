@@ -119,6 +119,9 @@ def test_live_intro_follows_the_loaded_preset(lab_runs):
     shown = " ".join(c.value for c in learn.caption)
     for words in ("HARD-colour", "polarity", "HARD-mix", "scarce", "HARD-vae", "thickness"):
         assert words in shown, words  # each family with what it does in its own world
+    pictured = " ".join(i.proto.imgs[0].caption for i in learn.get("image"))
+    for world in ("shift", "rotation", "polarity", "thickness"):  # and each world's nuisance, as images
+        assert f"{world} world" in pictured, world
 
 
 def test_intro_follows_the_family_the_world_and_the_augmentation():

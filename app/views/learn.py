@@ -2,7 +2,8 @@
 live examples in the lab."""
 import streamlit as st
 
-from lab import figures, stories
+from hard_core.worlds import WORLDS
+from lab import explore, figures, images, stories
 from lab.widgets import PRESETS
 
 st.title("Learn: distillation with hard augmentations")
@@ -71,6 +72,14 @@ for family, label in (("affine", "HARD-affine: shift world (default)"), ("colour
         try_it(f"hard-{family}", label)
     c2.caption(stories.HARD_STORIES[family][1])
 try_it("kd-shift", "Compare with the oracle: KD + random shifts")
+with st.expander("What each world's nuisance does to a digit"):
+    for world in ("shift", "rotation", "polarity", "thickness"):
+        nuisance = WORLDS[world].oracle["augment"]  # the world's oracle augmentation is its nuisance
+        shown = explore.explore(next(iter(explore.DATASETS)), nuisance, seed=0, n=8)
+        st.image(images.gallery(shown.snapshot, n=8, change=False),
+                 caption=f"{world} world · top: plain test digits, what the student trains on · below: "
+                         f"{WORLDS[world].nuisance}, what the teacher learned to read")
+    st.caption("The scarce world has no nuisance to show: its student sees 50 digits per class instead of 400.")
 st.markdown(
     "**What to look at on the Live page:** the *invariance* heatmaps. Each cell is the accuracy on test "
     "digits moved by (dy, dx). The teacher's map is flat and bright: it is shift-invariant. The student's "
