@@ -142,6 +142,8 @@ def test_accuracy_figure_focuses_on_test_and_the_world_suite():
     assert list(student["shift"].y) == [0.1, 0.2, 0.3] and list(teacher["teacher · shift"].y) == [0.95, 0.95]
     assert teacher["teacher · test"].line.dash == "dash"
     assert list(student["shift"].text) == ["", "", "30%"]  # the latest number at the end of the line
+    assert list(teacher["teacher · shift"].text) == ["", "teacher 95%"]  # the level the story aims at
+    assert list(teacher["teacher · test"].text) == ["", ""]  # one teacher label: they would overlap
     assert fig.layout.legend.x >= 1 and fig.layout.legend.xanchor == "left"  # beside the plot, not over it
     assert "Final" not in fig.layout.title.text
     assert_framed(fig)

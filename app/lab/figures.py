@@ -193,7 +193,7 @@ def accuracy_figure(events: list[dict], focus: str = "shift", show: list[str] | 
             level = teacher["acc"][suite]
             fig.add_trace(go.Scatter(x=[0, end], y=[level, level], name=f"teacher · {suite}", legendgroup=suite,
                                      showlegend=False, visible=visible, mode="lines+text",
-                                     text=["", f"T {level:.0%}"], textposition="top right",
+                                     text=["", f"teacher {level:.0%}" if bold else ""], textposition="top left",
                                      textfont=dict(color=colours[suite], size=10),
                                      hovertemplate=f"teacher · {suite}: {level:.1%}<extra></extra>",
                                      line=dict(color=colours[suite], width=1.2, dash="dash")))
