@@ -11,6 +11,7 @@ from pathlib import Path
 from .errors import UserError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+VAE_NAME = "vae-mnist5k"  # the shipped VAE behind `--hard vae` (hard_core.vae loads it)
 
 
 def teacher_name(dataset: str, canvas: int | None, world: str = "") -> str:

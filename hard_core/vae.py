@@ -24,11 +24,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .assets import ASSETS
+from .assets import ASSETS, VAE_NAME
 from .checkpoint import atomic_write, write_json
 from .errors import UserError
-
-VAE_NAME = "vae-mnist5k"
 
 # Tiny on purpose: 233k parameters (0.9 MB in float32), a 4 x 10 x 10 latent at canvas 40 (two 2x
 # downsamplings), ~0.27 s per training step of 64 digits on one CPU thread. No attention in the mid

@@ -13,11 +13,9 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from hard_core.assets import ASSETS
+from hard_core.assets import ASSETS, VAE_NAME
 from hard_core.augment.hard.affine import parse_dof
 from hard_core.worlds import WORLDS
-
-VAE_NAME = "vae-mnist5k"  # hard_core.vae's shipped VAE, named here so the figures need not import diffusers
 
 MAX_POINTS = 500  # per series: long runs are downsampled so the browser stays quick
 HEIGHT = 320

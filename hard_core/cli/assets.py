@@ -16,7 +16,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-from ..assets import ASSETS, teacher_name
+from ..assets import ASSETS, VAE_NAME, teacher_name
 from ..checkpoint import save_model, write_json
 from ..config import RunConfig
 from ..errors import UserError
@@ -45,8 +45,6 @@ def teacher_config(dataset: str, canvas: int | None, world: str, steps: int) -> 
 
 def vae_names() -> dict[str, str]:
     """Shipped VAE name -> the augmentation its training digits get beyond shifts ("" for the plain one)."""
-    from ..vae import VAE_NAME
-
     return {VAE_NAME: "", **{w.vae: w.teacher_augment for w in WORLDS.values() if w.vae}}
 
 
