@@ -1,9 +1,10 @@
 """torchrun's layer (hard_core/train/distributed.py): 2 CPU processes with gloo, started here and stopped by pid.
 
 Each test starts its ranks as plain processes with the environment torchrun would give them (RANK,
-WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT). The runs are plain KD on mnist5k at canvas 40 with the
-shipped teacher: no augmentation randomness, so 2 ranks at global batch B compute the same averaged
-gradient as 1 rank at B, up to float rounding (the tolerances below).
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT). Most runs train an MLP on mnist5k without augmentation
+(no step randomness, and no teacher, to keep them short), so 2 ranks at global batch B compute the same
+averaged gradient as 1 rank at B, up to float rounding (the tolerances below); the HARD test uses the
+shipped teacher at canvas 40.
 """
 import json
 import os
@@ -32,6 +33,7 @@ import torch, torch.distributed as dist, torch.nn.functional as F
 from hard_core.config import KNOBS, RunConfig
 from hard_core.runs import request, run_to_dir
 from hard_core.train import Status, StepMetrics
+from hard_core.train.distributed import is_lead
 mode, cfg, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 if mode == "sync":
     from hard_core.train.setup import build_session
@@ -57,7 +59,7 @@ else:
     def on_event(e):
         if isinstance(e, Status):
             statuses.append([e.step, e.state, e.message])
-        if isinstance(e, StepMetrics) and dist.get_rank() == 0:
+        if isinstance(e, StepMetrics) and is_lead():
             if e.step == 5:
                 request(out, lr=5e-4)
             if e.step == 10:
@@ -96,10 +98,9 @@ def ranks(args: list[str], world: int = 2, timeout: float = 240, check: bool = T
     return results
 
 
-def kd(**kw) -> dict:
-    base = dict(dataset="mnist5k", canvas=40, teacher="default", student="mlp", steps=30, batch_size=64,
-                log_every=5, eval_every=30, snapshot_every=1000, probe_every=1000, checkpoint_every=1000,
-                suites="shift:4", seed=1, device="cpu")
+def small(**kw) -> dict:
+    base = dict(dataset="mnist5k", loss="ce", student="mlp", steps=30, batch_size=64, log_every=5,
+                eval_every=30, snapshot_every=1000, checkpoint_every=1000, suites="shift:3", seed=1, device="cpu")
     return {**base, **kw}
 
 
@@ -111,7 +112,8 @@ def test_ranks_keep_student_and_augmentor_identical():
     """Each rank trains on its own shard, yet both modules stay equal across ranks: the student's and the
     augmentor's gradients are all-reduced (the latter through backward(inputs=...) in the alternating
     schedule, and through the gradient reversal in the reverse one)."""
-    cfg = kd(hard="affine", hard_every=1, steps=4, batch_size=32)
+    cfg = small(dataset="mnist5k", canvas=40, loss="kd", teacher="default", hard="affine", hard_every=1,
+                steps=4, batch_size=32)
     [(_, out, _), _] = ranks(["-c", WORKER, "sync", json.dumps(cfg), "-"])
     result = json.loads(out.strip().splitlines()[-1])
     for schedule in ("alternate", "reverse"):
@@ -123,10 +125,10 @@ def test_ranks_keep_student_and_augmentor_identical():
 @pytest.mark.slow
 def test_two_ranks_match_one_and_rank_zero_alone_writes(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    run_to_dir(RunConfig(**kd()), one)
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in kd().items()]
-    [(_, out0, _), (_, out1, _)] = ranks(["-m", "hard_core", "train", *flags, "--out", str(two)])
-    assert "finished" in out0 and out1 == ""  # rank 0 reports; rank 1 prints nothing
+    run_to_dir(RunConfig(**small()), one)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in small().items()]
+    [(_, _, err0), (_, _, err1)] = ranks(["-m", "hard_core", "train", *flags, "--out", str(two)])
+    assert "[finished] step 30" in err0 and "[finished]" not in err1  # rank 0 reports the run, rank 1 not
 
     loss = lambda d: {e["step"]: e["loss"] for e in RunReader(d).poll() if e["kind"] == "step"}  # noqa: E731
     a, b = loss(one), loss(two)
@@ -151,7 +153,7 @@ def test_knob_and_stop_reach_every_rank_and_checkpoints_resume_both_ways(tmp_pat
     """A: 2 ranks stopped at step 10 by control.json, resumed in one process. B: one process stopped the
     same way, resumed by 2 ranks. Both end where an uninterrupted one-process run with the same knob
     change ends."""
-    cfg = kd()
+    cfg = small()
     ref, a, b = tmp_path / "ref", tmp_path / "a", tmp_path / "b"
 
     def lr_after_5(event):
@@ -183,7 +185,7 @@ def test_knob_and_stop_reach_every_rank_and_checkpoints_resume_both_ways(tmp_pat
 
 
 def test_a_global_batch_that_does_not_divide_over_the_ranks_is_one_line(tmp_path):
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in kd(batch_size=63).items()]
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in small(batch_size=63).items()]
     [(code0, _, err0), (code1, _, _)] = ranks(["-m", "hard_core", "train", *flags, "--out", str(tmp_path / "R")],
                                               check=False)
     assert code0 == code1 == 2
