@@ -145,6 +145,17 @@ def step_batches(split: Split | FileSplit, batch_size: int, seed: int, start: in
         yield (x.float().div_(255) if x.dtype == torch.uint8 else x), y.to(device, non_blocking=cuda)
 
 
+def in_order(split: Split | FileSplit, batch_size: int, workers: int = 2) -> Iterator[tuple[Tensor, Tensor]]:
+    """Every image of `split` in order, a batch at a time, where the split lives (evaluation). A FileSplit
+    is decoded by a DataLoader's `workers` processes."""
+    if not isinstance(split, FileSplit):
+        for i in range(0, len(split), batch_size):
+            yield split.get(slice(i, i + batch_size))
+        return
+    for x, y in DataLoader(split, batch_size=batch_size, num_workers=workers):
+        yield x.to(split.device).float().div_(255), y.to(split.device)
+
+
 def should_stream(mode: str, images: int, shape: tuple[int, ...]) -> bool:
     """`--stream`: on, off, or auto (stream when the uint8 training images would pass STREAM_ABOVE)."""
     if mode in ("on", "off"):

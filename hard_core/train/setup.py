@@ -138,8 +138,8 @@ class Session:
     _suites: dict[str, Split] | None = None
 
     def __post_init__(self):
-        self.student_ddp = self.student_ddp or self.student
-        self.augmentor_ddp = self.augmentor_ddp or self.augmentor
+        self.student_ddp = self.student if self.student_ddp is None else self.student_ddp
+        self.augmentor_ddp = self.augmentor if self.augmentor_ddp is None else self.augmentor_ddp
 
     @property
     def suites(self) -> dict[str, Split]:
