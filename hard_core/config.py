@@ -94,8 +94,8 @@ class RunConfig(BaseModel):
     snapshot_every: int = opt(50, "steps between image snapshots", gt=0)
     checkpoint_every: int = opt(200, "steps between resumable checkpoints", gt=0)
     probe_every: int = opt(100, "steps between disagreement / invariance-map snapshots (with a teacher)", gt=0)
-    sync_bn: bool = opt(False, "under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm) "
-                        "instead of each rank's shard")
+    sync_bn: bool = opt(False, "under torchrun on GPUs: BatchNorm statistics over the global batch "
+                        "(SyncBatchNorm) instead of each rank's shard")
     seed: int = opt(0, "random seed: same seed, same run on the same device")
     device: str = opt("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
     threads: int | None = opt(None, "torch CPU threads (default: torch's choice)", ge=1)

@@ -22,7 +22,7 @@ from ..data.suites import check_suites
 from ..errors import UserError
 from ..models import build_model
 from ..worlds import World, get_world
-from .distributed import Dist
+from .distributed import Dist, env_world
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -180,7 +180,10 @@ def train_split(cfg: RunConfig, dataset: Dataset) -> Split:
 def build_session(cfg: RunConfig) -> Session:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    dist, device = Dist.from_env(pick_device(cfg.device))
+    device = pick_device(cfg.device)
+    if cfg.sync_bn and env_world()[1] > 1 and device.type != "cuda":
+        raise UserError("--sync-bn needs GPUs: torch's SyncBatchNorm does not run on the CPU")
+    dist, device = Dist.from_env(device)
     dist.check_batch(cfg.batch_size)
     world = get_world(cfg.world)
     dataset = dataset_for(cfg)
