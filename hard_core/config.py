@@ -33,6 +33,10 @@ class RunConfig(BaseModel):
     canvas: int | None = opt(None, "centre each image on a black canvas of this size (mnist5k: 28 or 40)", ge=8, le=256)
     data_root: str = opt("data", "folder of torchvision datasets, or the image folder for --dataset folder")
     image_size: int | None = opt(None, "resize images of --dataset folder to this size (default 32)", ge=8, le=1024)
+    stream: Literal["auto", "on", "off"] = opt(
+        "auto", "read training images from disk through a DataLoader (on) or hold them in memory (off); auto "
+        "streams image folders and torchvision sets larger than 2 GiB as uint8 tensors")
+    workers: int = opt(4, "DataLoader worker processes per rank when streaming", ge=0, le=64)
     suites: str | None = opt(None, "OOD test suites, e.g. 'shift:6,rotation:30'; 'none' for none "
                            "(default: every suite at the dataset's default strength, and the world's suite)")
     train_per_class: int | None = opt(None, "train on the first N training images of each class only "
@@ -90,6 +94,8 @@ class RunConfig(BaseModel):
     snapshot_every: int = opt(50, "steps between image snapshots", gt=0)
     checkpoint_every: int = opt(200, "steps between resumable checkpoints", gt=0)
     probe_every: int = opt(100, "steps between disagreement / invariance-map snapshots (with a teacher)", gt=0)
+    sync_bn: bool = opt(False, "under torchrun on GPUs: BatchNorm statistics over the global batch "
+                        "(SyncBatchNorm) instead of each rank's shard")
     seed: int = opt(0, "random seed: same seed, same run on the same device")
     device: str = opt("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
     threads: int | None = opt(None, "torch CPU threads (default: torch's choice)", ge=1)

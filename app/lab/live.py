@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from pathlib import Path
 
@@ -53,6 +54,16 @@ class RunView:
         """The latest snapshot at or before `step` that carries disagreement and invariance maps."""
         probes = [e["step"] for e in self.snapshot_events() if "disagreement" in e.get("keys", ()) and e["step"] <= step]
         return self.snapshot(probes[-1]) if probes else None
+
+
+def world_text(path: Path) -> str:
+    """"world size N (backend)" for a run that torchrun trained on N ranks (config.json), else ""."""
+    try:
+        world = json.loads((Path(path) / "config.json").read_text()).get("distributed") or {}
+    except (OSError, ValueError, AttributeError):
+        return ""
+    size = world.get("world_size") if isinstance(world, dict) else None
+    return f"world size {size} ({world.get('backend')})" if isinstance(size, int) and size > 1 else ""
 
 
 def eta_text(status: dict) -> str:

@@ -9,7 +9,7 @@ import streamlit as st
 from hard_core.errors import UserError
 from hard_core.runs import RunReader, read_control
 from lab import figures, images, runs, stories
-from lab.live import RunView, eta_text, teacher_choices
+from lab.live import RunView, eta_text, teacher_choices, world_text
 from lab.scheduler import LIVE
 from lab.widgets import apply_preset, invariance_view, owner_key, run_form
 
@@ -78,7 +78,9 @@ if mine:
                 except UserError as e:
                     st.error(str(e))
 else:
-    st.caption(f"Watching run `{run_id}` read-only: it belongs to another session or was started from the CLI.")
+    world = world_text(run_dir)
+    st.caption(f"Watching run `{run_id}` read-only: it belongs to another session or was started from the CLI"
+               + (f" · {world}" if world else "") + ".")
 
 
 def show(view: RunView) -> None:

@@ -8,12 +8,15 @@ from pathlib import Path
 from ..config import KNOBS, RunConfig, load_config_file, validate
 from ..errors import UserError
 from ..runs import CHECKPOINT, checkpoint_step, run_config, run_to_dir
+from ..train.distributed import is_lead
 from .flags import add_config_flags, config_from_args
 from .printer import Printer
 
 EXAMPLES = {
     "train": "example:\n  python -m hard_core train --dataset mnist5k --canvas 40 --teacher T --student mlp "
-             "--augment none --steps 400 --out R",
+             "--augment none --steps 400 --out R\n"
+             "on 2 GPUs (or CPU processes), one run directory written by rank 0 (docs/scale.md):\n"
+             "  torchrun --standalone --nproc_per_node 2 -m hard_core train ... --out R",
     "pretrain": "example:\n  python -m hard_core pretrain --dataset mnist5k --canvas 40 --augment shift "
                 "--steps 400 --out T",
 }
@@ -54,9 +57,10 @@ def run(args) -> int:
     else:
         cfg = config_from_args(args)
     out = Path(args.out or f"runs/{args.command}-{time.strftime('%Y%m%d-%H%M%S')}")
-    printer = Printer(out)
+    printer = Printer(out) if is_lead() else None  # under torchrun, rank 0 reports (and writes) the run
     run_to_dir(cfg, out, resume=args.resume, on_event=printer, overrides=overrides)
-    printer.close()
+    if printer is not None:
+        printer.close()
     return 0
 
 

@@ -19,13 +19,15 @@ DATASETS = ("mnist5k", "mnist1d", "mnist", "fashion-mnist", "cifar10", "cifar100
 
 
 def load_dataset(name: str, *, canvas: int | None = None, root: str | Path | None = None,
-                 image_size: int | None = None, download: bool = True) -> Dataset:
+                 image_size: int | None = None, download: bool = True, stream: str = "auto") -> Dataset:
     """Load a data set by name (see `DATASETS`).
 
     canvas: centre each image on a black canvas of this side (>= the native side).
     root: folder of torchvision sets (default "data") or the image folder for "folder"; ignored by the
     built-in sets. image_size: side images of "folder" are resized to (default 32).
     download: let torchvision fetch a missing set (one UserError naming the folder if that fails).
+    stream: for "folder": "on" decodes images batch by batch while training, "off" reads them all now,
+    "auto" streams above 2 GiB (`stream.STREAM_ABOVE`).
 
     >>> load_dataset("mnist5k", canvas=40).input_shape    # (1, 40, 40)
     """
@@ -40,4 +42,4 @@ def load_dataset(name: str, *, canvas: int | None = None, root: str | Path | Non
         return load_mnist1d(canvas)
     if key in TORCHVISION:
         return load_torchvision(key, root, canvas, download)
-    return load_folder(root, image_size, canvas)
+    return load_folder(root, image_size, canvas, stream)

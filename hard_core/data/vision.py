@@ -3,9 +3,11 @@
 >>> ds = load_torchvision("cifar10", root="data")    # downloads once when online; x stays uint8
 >>> ds = load_folder("my_images", image_size=32)     # one sub-folder per class, PNG / JPEG
 
-Images are kept as uint8 N x C x H x W (`Split.get` converts a batch at a time). Torchvision's CIFAR
-reader unpickles, but only files whose MD5 matches the official archive (torchvision checks that first);
-image folders are decoded with PIL and nothing user-supplied is ever unpickled.
+Images are kept as uint8 N x C x H x W (`Split.get` converts a batch at a time). An image folder larger
+than `stream.STREAM_ABOVE` (or any, with stream="on") is not read up front: its splits are `FileSplit`s
+that a DataLoader decodes batch by batch while training. Torchvision's CIFAR reader unpickles, but only
+files whose MD5 matches the official archive (torchvision checks that first); image folders are decoded
+with torchvision.io and nothing user-supplied is ever unpickled.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from .builtin import channel_stats, pad_to_canvas
+from .stream import FileSplit, sample, should_stream
 from .types import Dataset, Split
 
 # name -> (torchvision class, folder under root that holds the files, native side)
@@ -30,6 +33,7 @@ TORCHVISION = {
 }
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 FOLDER_TEST_FRACTION = 0.2  # without train/ and test/: the last 20% of each class (sorted names) is test
+STATS_IMAGES = 2000  # a streamed folder's channel mean / std come from this many evenly spaced images
 
 
 def _images(ds) -> tuple[Tensor, Tensor]:
@@ -73,17 +77,6 @@ def load_torchvision(name: str, root: str | Path | None = None, canvas: int | No
     return Dataset(name, Split(xtr, ytr), Split(xte, yte), classes, mean, std, info)
 
 
-def _read_image(path: Path, size: int) -> Tensor:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
-    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)
-
-
 def _class_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -99,17 +92,18 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
-def _stack(files: list[tuple[Path, int]], size: int) -> Split:
-    x = torch.stack([_read_image(p, size) for p, _ in files])
-    return Split(x, torch.tensor([c for _, c in files], dtype=torch.int64))
+def _files(files: list[tuple[Path, int]], size: int, canvas: int | None) -> FileSplit:
+    return FileSplit([p for p, _ in files], torch.tensor([c for _, c in files], dtype=torch.int64), size, canvas)
 
 
-def load_folder(root: str | Path | None, image_size: int | None = None, canvas: int | None = None) -> Dataset:
+def load_folder(root: str | Path | None, image_size: int | None = None, canvas: int | None = None,
+                stream: str = "auto") -> Dataset:
     """An image folder: root/<class>/*.png, or root/train/<class>/ and root/test/<class>/.
 
     Without train/ and test/, each class is split deterministically: its sorted file names, the last
     20% (at least one) test, the rest train. Images are converted to RGB and resized to `image_size`
-    (default 32) squared.
+    (default 32) squared, by torchvision. `stream`: "on" reads images only when a batch needs them, "off"
+    reads them all now, "auto" streams folders whose images would take more than 2 GiB.
 
     >>> load_folder("pets", image_size=64).classes    # ['cat', 'dog']
     """
@@ -142,10 +136,14 @@ def load_folder(root: str | Path | None, image_size: int | None = None, canvas: 
         raise UserError(f"image folder {root} has no class sub-folders (expected {root}/<class>/<image>.png)")
     if not test:
         raise UserError(f"image folder {root}: {root / 'test'} holds no class folders")
-    tr, te = _stack(train, size), _stack(test, size)
-    tr, te = Split(pad_to_canvas(tr.x, canvas, "folder"), tr.y), Split(pad_to_canvas(te.x, canvas, "folder"), te.y)
-    mean, std = channel_stats(tr.x)
-    info = {"source": str(root), "image_size": size, "split": rule}
+    if canvas is not None and canvas < size:
+        raise UserError(f"folder: canvas {canvas} is smaller than the {size}x{size} images (use {size} or more)")
+    tr, te = _files(train, size, canvas), _files(test, size, canvas)
+    streamed = should_stream(stream, len(tr), tuple(tr.x.shape[1:]))
+    if not streamed:  # decoded exactly as a stream would, then held in memory
+        tr, te = sample(tr, len(tr)), sample(te, len(te))
+    mean, std = channel_stats(sample(tr, STATS_IMAGES).x if streamed else tr.x)
+    info = {"source": str(root), "image_size": size, "split": rule, "streamed": streamed}
     if canvas is not None:
         info.update(canvas=canvas, native=size)
     return Dataset("folder", tr, te, classes, mean, std, info)

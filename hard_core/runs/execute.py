@@ -10,6 +10,7 @@ from typing import Callable
 from ..config import RunConfig
 from ..errors import UserError
 from ..train import Event, train
+from ..train.distributed import is_lead
 from .control import ControlFile
 from .store import CHECKPOINT, RunWriter
 
@@ -23,7 +24,7 @@ def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
     writer = RunWriter(out, cfg, resume=resume, overrides=overrides)
     try:
         with _sigterm_stops() as terminated:
-            control = ControlFile(out)
+            control = ControlFile(out) if is_lead() else dict  # under torchrun, rank 0 alone reads control.json
 
             def requests() -> dict:
                 return {**control(), "state": "stop", "reason": "stopped by SIGTERM"} if terminated.is_set() \

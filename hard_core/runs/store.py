@@ -9,7 +9,9 @@
                                        step, knobs, elapsed time, in one file replaced atomically
               lock                     held (flock) by the one process writing the run, for its whole life
 
-A second writer is refused while the first lives; the OS drops the lock when the process dies, even
+Under torchrun only rank 0 writes: on the other ranks a RunWriter does nothing (they run the same loop,
+and rank 0 records it); config.json records the world size and backend. A second writer is refused while
+the first lives; the OS drops the lock when the process dies, even
 under SIGKILL. A resume writes nothing until the checkpoint is restored and training is under way; then
 it drops the events logged after the checkpoint's step (and a half-written last line), so the history
 reads like one uninterrupted run.
@@ -32,7 +34,9 @@ from safetensors.torch import save_file
 from ..checkpoint import atomic_write, save_checkpoint, write_json
 from ..config import RunConfig
 from ..errors import UserError
+from ..train.distributed import backend_for, env_world
 from ..train.events import Checkpoint, Event, Snapshot, Status, StepMetrics
+from ..train.setup import pick_device
 from .reader import CHECKPOINT
 
 
@@ -53,6 +57,10 @@ class RunWriter:
         self.dir = Path(run_dir)
         self.cfg, self.overrides = cfg, dict(overrides or {})
         self.checkpoint_step: int | None = None
+        rank, self.world, _ = env_world()
+        self.lead = rank == 0
+        if not self.lead:
+            return
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._lock = hold_lock(self.dir)
@@ -75,6 +83,8 @@ class RunWriter:
             self._guard(self._create)
 
     def write(self, event: Event) -> None:
+        if not self.lead:
+            return
         if self._pending is not None:
             self._pending.append(event)
             if isinstance(event, Status) and event.state == "running":  # restored: commit to the directory
@@ -88,7 +98,7 @@ class RunWriter:
     def fail(self, message: str, step: int | None = None) -> None:
         """Record a failure (an event and the status) without touching the checkpoint. A resume that
         failed before training was under way leaves the directory exactly as it was."""
-        if self._pending is not None:
+        if not self.lead or self._pending is not None:
             return
         try:
             self._write(Status(self.status["step"] if step is None else step, "failed", message,
@@ -97,6 +107,8 @@ class RunWriter:
             pass
 
     def close(self) -> None:
+        if not self.lead:
+            return
         if self._events is not None:
             self._events.close()
         self._lock.close()  # releases the flock
@@ -105,8 +117,10 @@ class RunWriter:
 
     def _create(self) -> None:
         (self.dir / "snapshots").mkdir(exist_ok=True)
+        backend = backend_for(pick_device(self.cfg.device)) if self.world > 1 else None
         write_json(self.dir / "config.json", {"config": self.cfg.model_dump(), "versions": versions(),
-                                              "command": sys.argv, "created": time.time()})
+                                              "command": sys.argv, "created": time.time(),
+                                              "distributed": {"world_size": self.world, "backend": backend}})
         self._events = open(self.dir / "events.jsonl", "a", encoding="utf-8")
 
     def _continue(self, step: int) -> None:
@@ -117,7 +131,7 @@ class RunWriter:
         write_json(self.dir / "control.json", {})  # knobs in force come from the checkpoint and the overrides
         saved = json.loads((self.dir / "config.json").read_text())
         saved.setdefault("resumes", []).append({"step": step, "time": time.time(), "command": sys.argv,
-                                                "overrides": self.overrides})
+                                                "overrides": self.overrides, "world_size": self.world})
         write_json(self.dir / "config.json", saved)
         self.checkpoint_step = step
         (self.dir / "snapshots").mkdir(exist_ok=True)

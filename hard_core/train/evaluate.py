@@ -5,16 +5,16 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Split
+from ..data.stream import FileSplit, in_order
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, batch_size: int = 1000) -> Tensor:
+def predict(model: nn.Module, split: Split | FileSplit, batch_size: int = 1000) -> Tensor:
     """Top-1 predictions for every image of `split` (model in eval mode for the call)."""
     was_training = model.training
     model.eval()
     preds = []
-    for i in range(0, len(split), batch_size):
-        x, _ = split.get(slice(i, i + batch_size))
+    for x, _ in in_order(split, batch_size):  # a streamed split is decoded by DataLoader workers
         preds.append(model(x).argmax(1))
     model.train(was_training)
     return torch.cat(preds)

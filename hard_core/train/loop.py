@@ -6,6 +6,10 @@
 The same loop pretrains teachers (`kind="pretrain"`: cross-entropy, no teacher) and distils students
 (KD on exactly what the student sees). `control()` is polled every step for knob changes (lr,
 temperature, alpha) and pause/stop requests; the run store reads them from `control.json`.
+
+Under torchrun every rank runs this loop on its shard of each global batch (`distributed.py`): rank 0's
+requests are shared with all ranks, the logged loss is their mean, and rank 0 alone snapshots,
+evaluates and checkpoints; the other ranks yield only status and step events, which nothing records.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from ..errors import UserError
 from ..probes.live import RunProbe
 from .evaluate import accuracy
 from .events import Checkpoint, EvalMetrics, Event, Snapshot, Status, StepMetrics
-from .setup import Session, build_session
+from .setup import PROBE_IMAGES, Session, build_session, held
 from .step import StepResult, distil_step
 
 SNAPSHOT_SIZE = 16  # images per snapshot: enough for a gallery, small on disk
@@ -38,29 +42,20 @@ class Diverged(UserError):
         self.step = step
 
 
-class EpochSampler:
-    """Batch indices for step s (1-based) from a seeded permutation per epoch, so any step's batch
-    can be recomputed on resume without replaying the ones before it."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, device):
-        self.n, self.b, self.seed, self.device = n, batch_size, seed, device
-        self.per_epoch = max(n // batch_size, 1)
-        self._epoch, self._perm = -1, None
-
-    def indices(self, step: int):
-        epoch, i = divmod(step - 1, self.per_epoch)
-        if epoch != self._epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g).to(self.device)
-        return self._perm[i * self.b:(i + 1) * self.b]
-
-
 def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Path | None = None,
           overrides: dict | None = None) -> Iterator[Event]:
     """Train (or pretrain) as `cfg` says, yielding events. `resume` is a run checkpoint file to continue
     from; `overrides` are knob values that replace the checkpoint's on resume."""
     yield Status(0, "starting", "loading data and models", total_steps=cfg.steps)
     s = build_session(cfg)
+    try:
+        yield from _loop(s, control, resume, overrides)
+    finally:
+        s.dist.close()
+
+
+def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, overrides: dict | None):
+    cfg, lead = s.cfg, s.dist.lead
     knobs = {k: getattr(cfg, k) for k in KNOBS}
     start, elapsed, saved = 0, 0.0, None  # saved: the step of the last checkpoint written or restored
     if resume is not None:
@@ -68,15 +63,16 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
         knobs.update(overrides or {})
         saved = start
     reference = None  # the teacher's predictions per suite, computed at the first evaluation
-    probe = RunProbe(s.teacher, s.dataset, s.device) if s.teacher is not None else None
-    sampler = EpochSampler(len(s.train), cfg.batch_size, cfg.seed, s.device)
+    probe = RunProbe(s.teacher, held(s.dataset, PROBE_IMAGES), s.device) if s.teacher is not None and lead else None
+    batches = s.batches(start)  # this rank's part of each step's global batch, from step start + 1 on
     how = f"resumed from step {start}" + "".join(f", {k}={v:g}" for k, v in (overrides or {}).items()) \
         if resume is not None else "training"
-    yield Status(start, "running", f"{how} on {s.device.type}", total_steps=cfg.steps)
+    where = s.device.type + (f", {s.dist.world} ranks ({s.dist.backend})" if s.dist.enabled else "")
+    yield Status(start, "running", f"{how} on {where}", total_steps=cfg.steps)
     t0, last = time.perf_counter() - elapsed, (time.perf_counter(), start)
     for step in range(start + 1, cfg.steps + 1):
-        if control is not None:
-            request = control()
+        if control is not None or s.dist.enabled:
+            request = s.dist.agree(control() if control is not None else {})
             changed = {k: float(request[k]) for k in KNOBS if k in request and request[k] != knobs[k]}
             if changed:
                 knobs.update(changed)
@@ -86,16 +82,18 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
                 yield Status(step - 1, "paused", "paused from the dashboard", total_steps=cfg.steps)
                 while request.get("state") == "pause":
                     time.sleep(0.2)
-                    request = control()
+                    request = s.dist.agree(control() if control is not None else {})
                 yield Status(step - 1, "running", "resumed", total_steps=cfg.steps)
             if request.get("state") == "stop":
-                yield _checkpoint(step - 1, s, knobs, time.perf_counter() - t0)
+                if lead:
+                    yield _checkpoint(step - 1, s, knobs, time.perf_counter() - t0)
+                s.dist.barrier()  # every rank ends after the checkpoint is on disk
                 yield Status(step - 1, "stopped", request.get("reason", "stopped on request"), total_steps=cfg.steps)
                 return
 
         # ---- one step: sample, augment, distil (teacher on exactly what the student sees) ----
-        torch.manual_seed(cfg.seed * 1_000_003 + step)  # augmentation randomness, replayable on resume
-        x, y = s.train.get(sampler.indices(step))
+        torch.manual_seed(s.dist.seed(cfg.seed * 1_000_003 + step))  # augmentation randomness, replayable
+        x, y = next(batches)
         for group in s.optimizer.param_groups:
             group["lr"] = s.lr_at(knobs["lr"], step)
         final = step == cfg.steps
@@ -104,7 +102,7 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
 
         # ---- events ----
         if logging:
-            value = out.loss.item()
+            value = s.dist.mean(out.loss).item()  # over the ranks: a NaN anywhere stops every rank
             if not math.isfinite(value) or value > MAX_LOSS:
                 kept = f"the checkpoint at step {saved} is kept" if saved is not None else "no checkpoint was written"
                 raise Diverged(f"the loss became {value:.3g} at step {step}: the run diverged; lower --lr, the learning "
@@ -113,15 +111,15 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
             rate = (step - last[1]) / max(now - last[0], 1e-9)
             last = (now, step)
             yield StepMetrics(step, value, s.optimizer.param_groups[0]["lr"], knobs["temperature"],
-                              knobs["alpha"], rate, now - t0, {k: v.item() for k, v in out.extra.items()})
+                              knobs["alpha"], rate, now - t0, {k: s.dist.mean(v).item() for k, v in out.extra.items()})
         probing = probe is not None and (step % cfg.probe_every == 0 or final)
-        if step % cfg.snapshot_every == 0 or step == 1 or final or probing:
+        if lead and (step % cfg.snapshot_every == 0 or step == 1 or final or probing):
             snapshot = _snapshot(step, out)
             if probing:
                 with s.autocast:
                     snapshot.tensors.update(probe(s.student, out.x_seen[:SNAPSHOT_SIZE], knobs["temperature"]))
             yield snapshot
-        if step % cfg.eval_every == 0 or final:
+        if lead and (step % cfg.eval_every == 0 or final):  # the other ranks wait at the next collective
             if s.teacher is not None and reference is None:
                 with s.autocast:
                     acc, _, reference = accuracy(s.teacher, s.suites)
@@ -129,9 +127,10 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
             with s.autocast:
                 acc, agree, _ = accuracy(s.student, s.suites, reference)
             yield EvalMetrics(step, "student", acc, agree)
-        if step % cfg.checkpoint_every == 0 or final:
+        if lead and (step % cfg.checkpoint_every == 0 or final):
             yield _checkpoint(step, s, knobs, time.perf_counter() - t0)
             saved = step
+    s.dist.barrier()
     yield Status(cfg.steps, "finished", f"done in {time.perf_counter() - t0:.1f} s", total_steps=cfg.steps)
 
 

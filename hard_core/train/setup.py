@@ -4,7 +4,7 @@ augmentation and optimizer. Kept apart from the loop so the loop reads on one sc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,10 +17,12 @@ from ..augment.hard import HardAugmentor, build_augmentor
 from ..checkpoint import load_model
 from ..config import RunConfig
 from ..data import Dataset, Split, default_suites, load_dataset, make_suites, parse_suites
+from ..data.stream import FileSplit, sample, should_stream, step_batches
 from ..data.suites import check_suites
 from ..errors import UserError
 from ..models import build_model
 from ..worlds import World, get_world
+from .distributed import Dist, env_world
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -42,14 +44,25 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+SUITE_IMAGES = 10_000  # a streamed test set's OOD suites are built from this many evenly spaced images
+PROBE_IMAGES = 256  # ... and the live probes draw from this many
+
+
 @lru_cache(maxsize=4)
-def _dataset(name, canvas, root, image_size) -> Dataset:
-    return load_dataset(name, canvas=canvas, root=root, image_size=image_size)
+def _dataset(name, canvas, root, image_size, stream) -> Dataset:
+    return load_dataset(name, canvas=canvas, root=root, image_size=image_size, stream=stream)
 
 
 def dataset_for(cfg: RunConfig) -> Dataset:
     """The run's dataset (cached per process: the dashboard and tests build many runs)."""
-    return _dataset(cfg.dataset, cfg.canvas, cfg.data_root, cfg.image_size)
+    return _dataset(cfg.dataset, cfg.canvas, cfg.data_root, cfg.image_size, cfg.stream)
+
+
+def held(dataset: Dataset, images: int) -> Dataset:
+    """`dataset` with a streamed test split replaced by `images` of its images, in memory."""
+    if not isinstance(dataset.test, FileSplit):
+        return dataset
+    return replace(dataset, test=sample(dataset.test, images))
 
 
 def suite_spec(cfg: RunConfig, dataset: Dataset) -> dict[str, float]:
@@ -68,7 +81,7 @@ def suite_spec(cfg: RunConfig, dataset: Dataset) -> dict[str, float]:
 
 def suites_for(cfg: RunConfig, dataset: Dataset) -> dict[str, Split]:
     """"test" (in-domain) first, then the OOD suites, all deterministic for the run's seed-free spec."""
-    return {"test": dataset.test, **make_suites(dataset, suite_spec(cfg, dataset), seed=0)}
+    return {"test": dataset.test, **make_suites(held(dataset, SUITE_IMAGES), suite_spec(cfg, dataset), seed=0)}
 
 
 def teacher_path(spec: str, cfg: RunConfig) -> Path:
@@ -109,14 +122,24 @@ class Session:
     cfg: RunConfig
     device: torch.device
     dataset: Dataset
-    train: Split  # on the device
+    train: Split | FileSplit  # on the device, or read batch by batch (`streamed`)
     teacher: nn.Module | None
     student: nn.Module
     augment: Augment
     optimizer: torch.optim.Optimizer
     augmentor: HardAugmentor | None = None  # HARD's learned augmentor, with its own optimizer
     augmentor_optimizer: torch.optim.Optimizer | None = None
+    dist: Dist = field(default_factory=Dist)  # torchrun's ranks (a world of one without it)
+    # the passes that train the student / the augmentor go through these: DDP wrappers under torchrun
+    # (their gradients are averaged over the ranks), else the modules themselves
+    student_ddp: nn.Module | None = None
+    augmentor_ddp: nn.Module | None = None
+    streamed: bool = False  # batches come through a DataLoader (from disk, or from host memory)
     _suites: dict[str, Split] | None = None
+
+    def __post_init__(self):
+        self.student_ddp = self.student if self.student_ddp is None else self.student_ddp
+        self.augmentor_ddp = self.augmentor if self.augmentor_ddp is None else self.augmentor_ddp
 
     @property
     def suites(self) -> dict[str, Split]:
@@ -131,6 +154,11 @@ class Session:
         """bf16 autocast on CUDA; a no-op context elsewhere."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
+    def batches(self, start: int):
+        """This rank's part of the global batch of every step after `start`, on the device."""
+        return step_batches(self.train, self.cfg.batch_size, self.cfg.seed, start, self.cfg.steps, self.device,
+                            self.dist.rank, self.dist.world, stream=self.streamed, workers=self.cfg.workers)
+
     def lr_at(self, base_lr: float, step: int) -> float:
         if self.cfg.schedule == "constant":
             return base_lr
@@ -144,6 +172,8 @@ def train_split(cfg: RunConfig, dataset: Dataset) -> Split:
         return dataset.train
     y = dataset.train.y
     keep = torch.cat([(y == k).nonzero().flatten()[:per_class] for k in range(dataset.num_classes)]).sort().values
+    if isinstance(dataset.train, FileSplit):
+        return dataset.train.subset(keep)
     return Split(dataset.train.x[keep], y[keep])
 
 
@@ -151,6 +181,10 @@ def build_session(cfg: RunConfig) -> Session:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
+    if cfg.sync_bn and env_world()[1] > 1 and device.type != "cuda":
+        raise UserError("--sync-bn needs GPUs: torch's SyncBatchNorm does not run on the CPU")
+    dist, device = Dist.from_env(device)
+    dist.check_batch(cfg.batch_size)
     world = get_world(cfg.world)
     dataset = dataset_for(cfg)
     if dataset.is_1d and world.name != "shift":
@@ -168,6 +202,8 @@ def build_session(cfg: RunConfig) -> Session:
     torch.manual_seed(cfg.seed)  # student initialisation
     student = build_model(cfg.student, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                           mean=dataset.mean, std=dataset.std).to(device)
+    if cfg.sync_bn and dist.enabled:  # converts the layers in place: checkpoints keep BatchNorm's keys
+        student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
     max_shift = cfg.max_shift if cfg.max_shift is not None else default_suites(dataset).get("shift", 4)
     augment = build_augment(cfg.augment, num_classes=dataset.num_classes, max_shift=int(max_shift),
                             criterion=cfg.pick_criterion, rounds=cfg.pick_rounds, temperature=cfg.temperature)
@@ -180,8 +216,10 @@ def build_session(cfg: RunConfig) -> Session:
     augmentor_optimizer = None
     if augmentor is not None:
         augmentor_optimizer = torch.optim.Adam([p for p in augmentor.parameters() if p.requires_grad], lr=cfg.hard_lr)
-    return Session(cfg, device, dataset, train.to(device), teacher, student, augment, optimizer,
-                   augmentor, augmentor_optimizer)
+    streamed = isinstance(train, FileSplit) or should_stream(cfg.stream, len(train), dataset.input_shape)
+    return Session(cfg, device, dataset, train if streamed else train.to(device), teacher, student, augment,
+                   optimizer, augmentor, augmentor_optimizer, dist, dist.wrap(student),
+                   dist.wrap(augmentor), streamed)
 
 
 def augmentor_for(cfg: RunConfig, input_shape, device, world: World) -> HardAugmentor:

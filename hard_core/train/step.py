@@ -58,7 +58,7 @@ def distil_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measur
         if s.teacher is not None:
             with torch.no_grad():
                 t_logits = s.teacher(x)
-        s_logits = s.student(x)
+        s_logits = s.student_ddp(x)
         if s.cfg.loss == "kd":
             loss = kd_loss(s_logits, t_logits, y, knobs["temperature"], knobs["alpha"])
         else:
@@ -82,7 +82,8 @@ def _draw(s: Session, src: Tensor, t_src: Tensor, knobs: dict, grad: bool):
     # The augmentor runs in float32 even under bf16 autocast: it is tiny, and in bf16 its game died on
     # CUDA (within 100 steps every sample got the same shift and its gradients were exactly 0).
     with (contextlib.nullcontext() if grad else torch.no_grad()), torch.autocast(s.device.type, enabled=False):
-        x_aug, params = s.augmentor(src if k == 1 else src.repeat(k, *[1] * (src.dim() - 1)))
+        augmentor = s.augmentor_ddp if grad else s.augmentor  # gradients all-reduced under torchrun
+        x_aug, params = augmentor(src if k == 1 else src.repeat(k, *[1] * (src.dim() - 1)))
     if k == 1:
         return x_aug, params, None
     with torch.no_grad():
@@ -117,7 +118,7 @@ def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure
         elif t_aug is None:
             with torch.no_grad():
                 t_aug = s.teacher(x_aug)
-        s_logits = s.student(torch.cat([x[:c], x_in]))
+        s_logits = s.student_ddp(torch.cat([x[:c], x_in]))
         if single:
             loss, kd = hard_loss(s_logits, t_clean, t_aug, t_src, y, temperature, knobs["alpha"],
                                  knobs["hard_lambda"])
@@ -144,7 +145,9 @@ def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure
 def _augmentor_update(s: Session, src: Tensor, t_src: Tensor, knobs: dict):
     """The alternating schedule's augmentor step: ascend `augmentor_objective` on its own forward pass. Only
     the augmentor's parameters receive gradients (the teacher and the student are passed through).
-    Returns its draw, detached, and the teacher's outputs on it, for the student's update that follows."""
+    Returns its draw, detached, and the teacher's outputs on it, for the student's update that follows.
+    The student here is the unwrapped module: its weights get no gradient from this pass, so under DDP
+    there is nothing of it to all-reduce (the augmentor's own gradients are, through its wrapper)."""
     x_aug, params, _ = _draw(s, src, t_src, knobs, grad=True)
     t_aug = s.teacher(x_aug)
     score = augmentor_objective(t_aug, s.student(x_aug), t_src, knobs["temperature"], knobs["hard_lambda"])
