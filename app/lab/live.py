@@ -9,6 +9,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from hard_core.runs import CHECKPOINT, RunReader
+from hard_core.runs.reader import read_json
 
 from .runs import finished
 
@@ -22,6 +23,7 @@ class RunView:
         self.run_id, self.path = run_id, Path(path)
         self.reader = RunReader(path)
         self._snaps: OrderedDict[int, dict] = OrderedDict()
+        self._config: dict = {}
 
     @property
     def events(self) -> list[dict]:
@@ -33,9 +35,15 @@ class RunView:
     def status(self) -> dict:
         return self.reader.status()
 
+    def config(self) -> dict:
+        """The run's config: config.json once the engine has started, before that what the lab queued."""
+        if not self._config:
+            self._config = self.reader.config() or (read_json(self.path / "lab.json", {}) or {}).get("config") or {}
+        return self._config
+
     @property
     def one_d(self) -> bool:
-        return self.reader.config().get("dataset") == "mnist1d"
+        return self.config().get("dataset") == "mnist1d"
 
     def snapshot_events(self) -> list[dict]:
         return [e for e in self.events if e.get("kind") == "snapshot"]
@@ -53,6 +61,10 @@ class RunView:
         """The latest snapshot at or before `step` that carries disagreement and invariance maps."""
         probes = [e["step"] for e in self.snapshot_events() if "disagreement" in e.get("keys", ()) and e["step"] <= step]
         return self.snapshot(probes[-1]) if probes else None
+
+    def latest_probe(self) -> dict | None:
+        """The newest snapshot with disagreement and invariance maps, or None before the first."""
+        return self.probe_snapshot(float("inf"))
 
 
 def eta_text(status: dict) -> str:

@@ -1,17 +1,18 @@
 """Live training: configure a distillation run, start it, and watch HARD work while it trains.
 
 The run is a separate engine process writing a run directory; this page only reads it (once a second,
-in a fragment) and writes control requests. The run's id is in the URL (`?run=`), so a refresh, a
-second tab or a crashed page finds it again.
+in a fragment) and writes control requests. The run's id is in the URL (`?run=`) and in the session, so
+a refresh, a second tab, a crashed page or a visit to another page finds it again. Start also queues
+the run's plain-KD twin (unless switched off); the headline at the top compares the two.
 """
 import streamlit as st
 
 from hard_core.errors import UserError
 from hard_core.runs import RunReader, read_control
-from lab import figures, images, runs
+from lab import figures, headline, images, runs
 from lab.live import RunView, eta_text, teacher_choices
 from lab.scheduler import LIVE
-from lab.widgets import apply_preset, invariance_view, owner_key, run_form
+from lab.widgets import apply_preset, current_run, invariance_view, owner_key, run_form
 
 key = owner_key()
 st.title("Live training")
@@ -22,9 +23,12 @@ with st.sidebar:
     if preset:
         st.success(f"Preset **{preset}** loaded: press Start.")
     cfg = run_form(teacher_choices())
+    twin = st.toggle("Also train its plain-KD twin", value=True, key="f_twin",
+                     help="the same world, seed and steps without augmentation, for the headline's comparison; "
+                          "a finished identical twin is reused, a new one trains in the background")
     if st.button("Start", type="primary", disabled=cfg is None, use_container_width=True):
-        st.query_params["run"] = runs.submit(cfg, key)
-        for name in ("view", "open_run"):
+        st.query_params["run"] = st.session_state["live_run"] = runs.submit(cfg, key, twin=twin)
+        for name in ("view", "twin_view", "open_run"):
             st.session_state.pop(name, None)
         st.rerun()
 
@@ -37,10 +41,10 @@ with st.sidebar:
                                                     f" · {known[i]['state']}",
                               help="yours, other sessions' (read-only) and runs started from the CLI")
         if opened and opened != st.query_params.get("run"):
-            st.query_params["run"] = opened
+            st.query_params["run"] = st.session_state["live_run"] = opened
             st.session_state.pop("view", None)
 
-run_id = st.query_params.get("run")
+run_id = current_run(key)
 if not run_id:
     st.info("Press **Start** in the sidebar. The defaults distil the shipped CNN teacher into an MLP student "
             "on digits centred on a 40×40 canvas, while HARD-affine learns to shift them where the student "
@@ -82,8 +86,11 @@ else:
     st.caption(f"Watching run `{run_id}` read-only: it belongs to another session or was started from the CLI.")
 
 
-def show(view: RunView) -> None:
+def show(view: RunView, twin: RunView | None) -> None:
     view.poll()
+    if twin is not None:
+        twin.poll()
+    headline.panel(view, twin)
     status = view.status()
     state = runs.state(view.run_id)
     total = max(status.get("total_steps") or 1, 1)
@@ -91,8 +98,9 @@ def show(view: RunView) -> None:
     if state == "queued":
         st.info(f"Queued: position {runs.queue_position(view.run_id)} (the lab runs "
                 f"{runs.scheduler().max_running} at a time)")
+    message = status.get("message") if status.get("state") == state else None  # not the reader's "died" guess
     st.progress(min(step / total, 1.0), text=f"**{state}** · step {step}/{total} · {eta_text(status)}"
-                + (f" · {status['message']}" if status.get("message") else ""))
+                + (f" · {message}" if message else ""))
     if state in ("failed", "died"):
         st.error(status.get("message") or "the run stopped unexpectedly; its checkpoint is kept")
     c1, c2 = st.columns(2)
@@ -119,7 +127,7 @@ def show(view: RunView) -> None:
     if params is not None:
         st.plotly_chart(params, key="params")
     if probe is None:
-        st.caption("The first disagreement and invariance maps come at the first probe step.")
+        st.caption("The first disagreement maps come at the first probe step.")
         return
     st.subheader(f"Where teacher and student disagree · step {probe['_step']}")
     if view.one_d:
@@ -131,17 +139,27 @@ def show(view: RunView) -> None:
     invariance_view(probe, "live", {"acc": "accuracy", "kl": "KL(clean ‖ moved)"})
 
 
-active = runs.state(run_id) in LIVE
+twin_id = runs.twin_of(run_id)
+
+
+def going() -> bool:
+    """Whether the run or its twin is still queued or training (the page keeps polling until both end)."""
+    return any(runs.state(r) in LIVE for r in (run_id, twin_id) if r)
+
+
+active = going()
 
 
 @st.fragment(run_every=1.0 if active else None)
 def live() -> None:
-    view = st.session_state.get("view")
+    view, twin = st.session_state.get("view"), st.session_state.get("twin_view")
     if view is None or view.run_id != run_id:
         view = st.session_state["view"] = RunView(run_id, run_dir)
-    show(view)
-    if active and runs.state(run_id) not in LIVE:
-        st.rerun()  # the run ended: draw once more without polling
+    if twin_id and (twin is None or twin.run_id != twin_id):
+        twin = st.session_state["twin_view"] = RunView(twin_id, runs.run_path(twin_id))
+    show(view, twin if twin_id else None)
+    if active and not going():
+        st.rerun()  # both runs ended: draw once more without polling
 
 
 live()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -68,6 +69,7 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
         saved = start
     reference = None  # the teacher's predictions per suite, computed at the first evaluation
     probe = RunProbe(s.teacher, s.dataset, s.device) if s.teacher is not None else None
+    ahead = _teacher_ahead(s, probe)
     sampler = EpochSampler(len(s.train), cfg.batch_size, cfg.seed, s.device)
     how = f"resumed from step {start}" + "".join(f", {k}={v:g}" for k, v in (overrides or {}).items()) \
         if resume is not None else "training"
@@ -121,8 +123,7 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
             yield snapshot
         if step % cfg.eval_every == 0 or final:
             if s.teacher is not None and reference is None:
-                with s.autocast:
-                    acc, _, reference = accuracy(s.teacher, s.suites)
+                acc, reference = ahead.result()  # built while the first steps trained
                 yield EvalMetrics(step, "teacher", acc)
             with s.autocast:
                 acc, agree, _ = accuracy(s.student, s.suites, reference)
@@ -131,6 +132,27 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
             yield _checkpoint(step, s, knobs, time.perf_counter() - t0)
             saved = step
     yield Status(cfg.steps, "finished", f"done in {time.perf_counter() - t0:.1f} s", total_steps=cfg.steps)
+
+
+def _teacher_ahead(s: Session, probe: RunProbe | None) -> Future:
+    """Build what the first evaluation and probe need of the frozen teacher (the suites, its accuracy and
+    predictions on them, its invariance maps) in a thread while the first steps train, so they do not
+    stall training. Result: (accuracy per suite, predictions per suite), or (None, None) without a teacher."""
+    def build():
+        suites = s.suites
+        if s.teacher is None:
+            return None, None
+        with s.autocast:
+            acc, _, predictions = accuracy(s.teacher, suites)
+            if probe is not None:
+                probe.teacher_maps()
+        return acc, predictions
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="teacher-ahead")
+    try:
+        return pool.submit(build)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends when the work is done
 
 
 def _snapshot(step: int, out: StepResult) -> Snapshot:
