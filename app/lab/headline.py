@@ -40,9 +40,10 @@ def run_label(cfg: dict) -> str:
     return "KD student" if augment == "none" else f"KD + {augment} student"
 
 
-def ood(events: list[dict], suite: str, model: str = "student") -> float | None:
-    """The latest accuracy of `model` on `suite` in a run's events, or None before the first evaluation."""
-    e = latest(events, "eval", model=model)
+def ood(events: list[dict] | None, suite: str, model: str = "student") -> float | None:
+    """The latest accuracy of `model` on `suite` in a run's events, or None before the first evaluation
+    (or without events: no twin)."""
+    e = latest(events or [], "eval", model=model)
     value = (e or {}).get("acc", {}).get(suite)
     return float(value) if isinstance(value, (int, float)) else None
 
