@@ -139,6 +139,7 @@ def test_start_shows_the_story_and_the_run_survives_navigation_in_chromium(lab, 
                 page.get_by_role("link", name=name).first.click()
                 page.get_by_role("heading").first.wait_for(timeout=60_000)
                 page.wait_for_timeout(1500)
-                assert page.locator('[data-testid="stException"]').count() == 0, name
+                errors = page.locator('[data-testid="stException"]')
+                assert errors.count() == 0, (name, errors.first.inner_text()[:500])
         finally:
             browser.close()

@@ -5,8 +5,12 @@
 """
 from __future__ import annotations
 
+import io
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
+
+from PIL import Image
 
 from hard_core.runs import CHECKPOINT, RunReader
 from hard_core.runs.reader import read_json
@@ -23,6 +27,7 @@ class RunView:
         self.run_id, self.path = run_id, Path(path)
         self.reader = RunReader(path)
         self._snaps: OrderedDict[int, dict] = OrderedDict()
+        self._pictures: OrderedDict[tuple, bytes] = OrderedDict()
         self._config: dict = {}
 
     @property
@@ -61,6 +66,17 @@ class RunView:
         """The latest snapshot at or before `step` that carries disagreement and invariance maps."""
         probes = [e["step"] for e in self.snapshot_events() if "disagreement" in e.get("keys", ()) and e["step"] <= step]
         return self.snapshot(probes[-1]) if probes else None
+
+    def picture(self, name: str, step: int, draw: Callable[[], Image.Image]) -> bytes:
+        """PNG bytes of a composed image of this run (e.g. "gallery" at `step`), drawn and encoded once:
+        the page redraws every second, the picture only changes with the step."""
+        if (name, step) not in self._pictures:
+            buffer = io.BytesIO()
+            draw().save(buffer, format="PNG")
+            self._pictures[(name, step)] = buffer.getvalue()
+            while len(self._pictures) > CACHE:
+                self._pictures.popitem(last=False)
+        return self._pictures[(name, step)]
 
     def latest_probe(self) -> dict | None:
         """The newest snapshot with disagreement and invariance maps, or None before the first."""

@@ -122,7 +122,8 @@ def show(view: RunView, twin: RunView | None) -> None:
     if view.one_d:
         st.plotly_chart(figures.signals_figure(snap), key="signals")
     else:
-        st.image(images.gallery(snap), caption="top: clean · below: augmented (what the student trained on)")
+        st.image(view.picture("gallery", at, lambda: images.gallery(snap)),
+                 caption="top: clean · below: augmented (what the student trained on)")
     params = figures.params_figure(snap)
     if params is not None:
         st.plotly_chart(params, key="params")
@@ -133,7 +134,7 @@ def show(view: RunView, twin: RunView | None) -> None:
     if view.one_d:
         st.plotly_chart(figures.disagreement_1d_figure(probe), key="disagreement")
     else:
-        st.image(images.overlay(probe["augmented"], probe["disagreement"]),
+        st.image(view.picture("overlay", probe["_step"], lambda: images.overlay(probe["augmented"], probe["disagreement"])),
                  caption="|∂ KL(teacher ‖ student) / ∂ pixel| over the images the student saw")
     st.subheader("Invariance: teacher vs student")
     invariance_view(probe, "live", {"acc": "accuracy", "kl": "KL(clean ‖ moved)"})
