@@ -198,6 +198,8 @@ def test_a_twin_trains_in_the_background_beside_its_run_and_is_reused(lab):
     lab_twin = json.loads((runs.run_path(twin) / "lab.json").read_text())
     assert lab_twin["background"] and lab_twin["config"]["hard"] == "none"
     assert os.getpriority(os.PRIO_PROCESS, lab_twin["pid"]) == 19
+    group = Path(f"/proc/{lab_twin['pid']}/autogroup")
+    assert not group.exists() or group.read_text().split()[-1] == "19"  # nice counts across sessions too
     assert os.getpriority(os.PRIO_PROCESS, json.loads((runs.run_path(run_id) / "lab.json").read_text())["pid"]) == 0
     command = json.loads((runs.run_path(twin) / "config.json").read_text())["command"]
     assert command[-2:] == ["--threads", "1"]

@@ -77,6 +77,17 @@ def set_status(d: Path, **changes) -> None:
     write_json(d / "status.json", {**status(d), **changes, "updated": time.time()})
 
 
+def lower_priority(pid: int) -> None:
+    """Give process `pid` (just started, before torch starts its threads) the lowest CPU priority. With
+    Linux's autogroups a process in its own session competes as its session's group, so that group's nice
+    is lowered too (/proc/<pid>/autogroup); otherwise nice alone would change nothing."""
+    os.setpriority(os.PRIO_PROCESS, pid, BACKGROUND_NICE)
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(BACKGROUND_NICE))
+    except OSError:  # not Linux, or no autogroups: the process's own nice is what counts
+        pass
+
+
 def background(d: Path) -> bool:
     """Whether the run in folder `d` was queued as a background run (a plain-KD twin)."""
     return bool((read_dict(d / "lab.json") or {}).get("background"))
@@ -204,7 +215,7 @@ class Scheduler:
                 with open(d / "process.log", "ab") as log:
                     child = _engine([sys.executable, "-m", "hard_core", *argv], stdout=log, stdin=subprocess.DEVNULL)
                 if bg:
-                    os.setpriority(os.PRIO_PROCESS, child.pid, BACKGROUND_NICE)  # before torch starts its threads
+                    lower_priority(child.pid)
         except OSError as e:
             set_status(d, state="failed", message=f"could not start the engine: {e}")
             return False
