@@ -31,7 +31,7 @@ from hard_core.errors import UserError
 from hard_core.runs import request
 from hard_core.runs.reader import read_json
 
-from .scheduler import ACTIVE, HOST, ID, LIVE, Scheduler, read_dict, root, run_dirs, safe_path, set_status, status
+from .scheduler import ACTIVE, HOST, LIVE, Scheduler, read_dict, root, run_dirs, safe_path, set_status, status
 
 __all__ = ["root", "run_path", "Scheduler", "scheduler", "shutdown", "submit", "twin_config", "twin_of",
            "queue_position", "state", "stop", "pause", "resume", "set_knobs", "owner", "can_control", "list_all",
@@ -111,10 +111,12 @@ def find_twin(cfg: RunConfig) -> str | None:
 
 
 def twin_of(run_id: str) -> str | None:
-    """The id of the plain-KD twin recorded for a lab run, or None."""
-    lab = read_dict(run_path(run_id) / "lab.json") or {}
-    twin = lab.get("twin")
-    return twin if isinstance(twin, str) and ID.fullmatch(twin) else None
+    """The id of the plain-KD twin recorded for a lab run, or None (none recorded, or its folder is gone)."""
+    twin = (read_dict(run_path(run_id) / "lab.json") or {}).get("twin")
+    try:
+        return twin if isinstance(twin, str) and run_path(twin).is_dir() else None
+    except UserError:  # not a plain id: lab.json was edited by hand
+        return None
 
 
 def submit(cfg: RunConfig, owner: str, twin: bool = False) -> str:

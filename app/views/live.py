@@ -1,9 +1,10 @@
 """Live training: configure a distillation run, start it, and watch HARD work while it trains.
 
 The run is a separate engine process writing a run directory; this page only reads it (in a fragment,
-every second until the first images, then every 2 s) and writes control requests. The run's id is in the URL (`?run=`) and in the session, so
-a refresh, a second tab, a crashed page or a visit to another page finds it again. Start also queues
-the run's plain-KD twin (unless switched off); the headline at the top compares the two.
+every second until the first images, then every 2 s) and writes control requests. The run's id is in
+the URL (`?run=`) and in the session, so a refresh, a second tab, a crashed page or a visit to another
+page finds it again. Start also queues the run's plain-KD twin (unless switched off); the headline at
+the top compares the two.
 """
 import streamlit as st
 
@@ -134,8 +135,8 @@ def show(view: RunView, twin: RunView | None) -> None:
     if view.one_d:
         st.plotly_chart(figures.disagreement_1d_figure(probe), key="disagreement")
     else:
-        st.image(view.picture("overlay", probe["_step"], lambda: images.overlay(probe["augmented"], probe["disagreement"])),
-                 caption="|∂ KL(teacher ‖ student) / ∂ pixel| over the images the student saw")
+        heat = view.picture("overlay", probe["_step"], lambda: images.overlay(probe["augmented"], probe["disagreement"]))
+        st.image(heat, caption="|∂ KL(teacher ‖ student) / ∂ pixel| over the images the student saw")
     st.subheader("Invariance: teacher vs student")
     invariance_view(probe, "live", {"acc": "accuracy", "kl": "KL(clean ‖ moved)"})
 

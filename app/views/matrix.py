@@ -50,7 +50,7 @@ for w in worlds:
             picked = (w, m)
 if picked:
     try:
-        run_id = runs.submit(lab_matrix.live_config(matrix, *picked), key)
+        run_id = runs.submit(lab_matrix.live_config(matrix, *picked), key, twin=True)
     except UserError as e:
         st.error(str(e))
         st.stop()
