@@ -121,7 +121,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=3, help="CLI/lab pairs to run (default 3)")
     ap.add_argument("--no-twin", dest="twin", action="store_false", help="Start without the KD twin")
-    ap.add_argument("--warm", type=float, default=8.0, help="seconds between page load and Start (default 8)")
+    ap.add_argument("--warm", type=float, default=15.0, help="seconds between page load and Start, while the "
+                    "standby engine loads (default 15)")
     args = ap.parse_args(argv)
     print(f"config: python -m hard_core {' '.join(CLI)}; lab twin: {'on' if args.twin else 'off'}; "
           f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

@@ -69,7 +69,7 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
         saved = start
     reference = None  # the teacher's predictions per suite, computed at the first evaluation
     probe = RunProbe(s.teacher, s.dataset, s.device) if s.teacher is not None else None
-    ahead = _teacher_ahead(s, probe)
+    ahead = None  # the teacher's side of the first evaluation, built in a thread from the first snapshot on
     sampler = EpochSampler(len(s.train), cfg.batch_size, cfg.seed, s.device)
     how = f"resumed from step {start}" + "".join(f", {k}={v:g}" for k, v in (overrides or {}).items()) \
         if resume is not None else "training"
@@ -121,10 +121,13 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
                 with s.autocast:
                     snapshot.tensors.update(probe(s.student, out.x_seen[:SNAPSHOT_SIZE], knobs["temperature"]))
             yield snapshot
+        if ahead is None:  # started after the first step's snapshot: the first images come as fast as before
+            ahead = _teacher_ahead(s, probe)
         if step % cfg.eval_every == 0 or final:
-            if s.teacher is not None and reference is None:
-                acc, reference = ahead.result()  # built while the first steps trained
-                yield EvalMetrics(step, "teacher", acc)
+            if reference is None:
+                acc, reference = ahead.result()  # built while the first steps trained (also the suites)
+                if acc is not None:
+                    yield EvalMetrics(step, "teacher", acc)
             with s.autocast:
                 acc, agree, _ = accuracy(s.student, s.suites, reference)
             yield EvalMetrics(step, "student", acc, agree)
