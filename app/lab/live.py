@@ -86,8 +86,8 @@ class RunView:
 def eta_text(status: dict) -> str:
     """'12.3 steps/s · ETA 0:41' from a status dict (empty parts left out)."""
     rate, step, total = status.get("steps_per_s"), status.get("step", 0), status.get("total_steps", 0)
-    if not rate:
-        return "starting…" if status.get("state") in (None, "queued", "starting") else ""
+    if not rate:  # no ETA until the first steps have been timed
+        return "starting…" if status.get("state") in (None, "queued", "starting") else "timing the first steps…"
     left = max(total - step, 0) / rate
     return f"{rate:.1f} steps/s · ETA {int(left // 60)}:{int(left % 60):02d}"
 
