@@ -1,7 +1,10 @@
 """The Live training page under AppTest: it renders, Start launches a run whose events reach the page,
-bad field values are refused next to the field, two AppTests are two sessions, a refresh reattaches,
-and the Learn page's presets fill the form."""
+Start also trains (or reuses) the run's plain-KD twin and the headline compares them, a visit to another
+page keeps the run, bad field values are refused next to the field, two AppTests are two sessions, a
+refresh in the owner's browser (its cookie) reattaches with control, and the Learn page's presets fill
+the form."""
 import json
+import re
 import time
 from pathlib import Path
 
@@ -83,18 +86,58 @@ def test_bad_values_are_refused_next_to_the_field(lab_env):
     assert not list(lab_env.glob("*/lab.json"))  # nothing was started
 
 
-def test_two_sessions_are_isolated_and_a_refresh_reattaches(lab_env):
+def test_two_sessions_are_isolated_and_a_refresh_reattaches(lab_env, monkeypatch):
+    from lab import widgets
+
     owner = app()
     owner.sidebar.number_input(key="f_steps").set_value(40)
+    owner.sidebar.toggle(key="f_twin").set_value(False)
     owner.sidebar.button[0].click().run()
-    run_id, key = owner.query_params["run"], owner.query_params["key"]
+    run_id, key = owner.query_params["run"], owner.session_state["owner_key"]
+    assert "key" not in owner.query_params  # the key is never in the address
     other = app(run=run_id)  # another browser session opening the same run
-    assert other.query_params["key"] != key
+    assert other.session_state["owner_key"] != key
     assert not [b for b in other.button if b.label in ("Pause", "Stop")]
     assert "read-only" in " ".join(c.value for c in other.caption)
-    refreshed = app(run=run_id, key=key)  # the owner's tab, reloaded: same URL, same key
+    monkeypatch.setattr(widgets, "browser_cookie", lambda: key)  # the owner's browser sends its cookie
+    refreshed = app(run=run_id)  # the owner's tab, reloaded
     assert [b for b in refreshed.button if b.label == "Stop"]
+    assert not (lab_env / run_id / "lab.json").read_text().count('"twin"')  # the twin was switched off
     wait_for(refreshed, lambda a: "finished" in " ".join(p.proto.text for p in a.get("progress")), timeout=120)
+
+
+def headline_text(at: AppTest) -> str:
+    return " ".join(m.value for m in at.markdown if m.value.startswith("####"))
+
+
+def test_start_trains_the_kd_twin_and_the_headline_compares_them(lab_env):
+    at = app()
+    at.sidebar.number_input(key="f_steps").set_value(60)
+    at.sidebar.button[0].click().run()
+    run_id = at.query_params["run"]
+    twin = json.loads((lab_env / run_id / "lab.json").read_text())["twin"]
+    twin_lab = json.loads((lab_env / twin / "lab.json").read_text())
+    assert twin_lab["background"] and twin_lab["config"]["hard"] == "none" and twin_lab["config"]["steps"] == 60
+    # the verdict: the HARD student, the KD twin and the teacher on the world's suite, as numbers
+    wait_for(at, lambda a: re.search(r"HARD student: shift \d+% \(KD twin \d+%, teacher \d+%\)", headline_text(a)),
+             timeout=180)
+    assert [m.label for m in at.metric][:3] == ["teacher · shift", "KD twin · shift", "HARD student · shift"]
+    assert all(m.value.endswith("%") for m in at.metric[:3])
+    wait_for(at, lambda a: any({"KD student (twin)", "HARD student"} <= {t.get("name") for t in c["data"]}
+                               for c in map(lambda c: json.loads(c.proto.spec), a.get("plotly_chart"))), timeout=120)
+    # another page and back: the address lost its query (as st.navigation does); the session keeps the run
+    at.switch_page("views/learn.py").run()
+    at.query_params.clear()
+    at.switch_page("views/live.py").run()
+    assert at.query_params["run"] == run_id and "KD twin" in headline_text(at)
+    # the same configuration again: the twin is reused, not trained twice
+    wait_for(at, lambda a: json.loads((lab_env / twin / "status.json").read_text())["state"] == "finished", 120)
+    at.sidebar.number_input(key="f_steps").set_value(60)  # the form is drawn afresh after the visit
+    at.sidebar.button[0].click().run()
+    again = at.query_params["run"]
+    assert again != run_id and json.loads((lab_env / again / "lab.json").read_text())["twin"] == twin
+    assert sum(json.loads(p.read_text()).get("background", False) for p in lab_env.glob("*/lab.json")) == 1
+    [b for b in at.button if b.label == "Stop"][0].click().run()
 
 
 def test_learn_page_presets_fill_the_live_form(lab_env):

@@ -89,6 +89,6 @@ def test_a_cell_button_starts_that_run_on_the_live_page(lab_env, matrix_file):
     watch = set(lab_matrix.LIVE) | set(MACHINE)  # only how often it reports, and on which device
     assert {k: v for k, v in sent.items() if k not in watch} == {k: v for k, v in cell.items() if k not in watch}
     assert sent["hard"] == "affine" and sent["suites"] == "shift:6" and sent["steps"] == 30
-    assert runs.can_control(run_id, at.query_params["key"])  # this session's run: its controls are shown
+    assert runs.can_control(run_id, at.session_state["owner_key"]) and "key" not in at.query_params  # its controls
     assert [b for b in at.button if b.label == "Stop"]
     runs.stop(run_id)

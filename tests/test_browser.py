@@ -1,5 +1,8 @@
 """End to end in a real browser: start the lab on 127.0.0.1, press Start in Debian Chromium (Playwright),
-wait for augmented images and an accuracy curve from the run, visit every page, stop every process."""
+wait for augmented images, an accuracy curve and the headline's maps of both students (the run and its
+KD twin), leave for the Learn page and come back (the run is still there), reload (the owner still
+controls it; the address holds no key), open it in a second browser session (read-only), visit every
+page, stop every process."""
 import json
 import os
 import signal
@@ -79,7 +82,11 @@ def plot_points(page, index: int) -> int:
     }""", index)
 
 
-def test_start_shows_augmented_images_and_curves_in_chromium(lab, tmp_path):
+HEADLINE_MAPS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')].some(p =>
+    p.data && ['KD student (twin)', 'HARD student'].every(name => p.data.some(t => t.name === name && t.z)))"""
+
+
+def test_start_shows_the_story_and_the_run_survives_navigation_in_chromium(lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
     url, runs = lab
@@ -88,25 +95,51 @@ def test_start_shows_augmented_images_and_curves_in_chromium(lab, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
             page.goto(url, timeout=60_000)
+            steps = page.get_by_label("Steps")
+            steps.fill("100")
+            steps.press("Enter")
             page.get_by_role("button", name="Start").click(timeout=60_000)
             gallery = page.locator('[data-testid="stImage"]').first
             gallery.wait_for(timeout=90_000)
             page.wait_for_function("""() => {
                 const plots = document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot');
-                return plots.length >= 2 && plots[1].data && plots[1].data.some(t => t.y && t.y.length > 0);
+                return [...plots].some(p => p.layout && JSON.stringify(p.layout.title || '').includes('Accuracy:')
+                                            && p.data.some(t => t.y && t.y.length > 0));
             }""", timeout=120_000)
-            assert plot_points(page, 1) > 0  # accuracy curve has points from the run
-            assert "run=" in page.url
+            page.wait_for_function(HEADLINE_MAPS, timeout=180_000)  # teacher | KD twin | HARD student
+            assert "KD twin" in page.locator(".st-key-headline").inner_text()
+            run_id = page.url.split("run=")[1].split("&")[0]
+            assert "key=" not in page.url
             page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
             assert (tmp_path / "live.png").stat().st_size > 10_000
-            (run_dir,) = [d for d in runs.iterdir() if (d / "events.jsonl").is_file()]
+            # leave for another page and come back: the same run, its headline and its controls
+            page.get_by_role("link", name="Learn").first.click()
+            page.get_by_role("heading", name="Learn").first.wait_for(timeout=60_000)
+            page.get_by_role("link", name="Live training").first.click()
+            page.wait_for_function(HEADLINE_MAPS, timeout=60_000)
+            assert f"run={run_id}" in page.url and "key=" not in page.url
+            # a reload keeps control (the key is a cookie, never in the address or on screen)
+            page.reload()
+            page.wait_for_function(HEADLINE_MAPS, timeout=60_000)
+            main = page.get_by_test_id("stMainBlockContainer")
+            main.get_by_role("button", name="Stop").wait_for(timeout=30_000)
+            assert "key=" not in page.url
+            # another browser session opening the same address only watches
+            other = browser.new_context().new_page()
+            other.goto(page.url, timeout=60_000)
+            other.get_by_text("read-only").first.wait_for(timeout=60_000)
+            assert other.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").count() == 0
+            other.close()
+            (run_dir,) = [d for d in runs.iterdir() if d.name == run_id]
             assert any(json.loads(line)["kind"] == "snapshot" for line in (run_dir / "events.jsonl").open())
-            # the app's Stop, not Streamlit's own header "Stop" that shows while a script reruns
-            page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
+            stop = main.get_by_role("button", name="Stop")  # the app's, not Streamlit's header "Stop"
+            if stop.is_enabled():  # the short run may have finished by now
+                stop.click()
             for name in PAGES:
                 page.get_by_role("link", name=name).first.click()
                 page.get_by_role("heading").first.wait_for(timeout=60_000)
                 page.wait_for_timeout(1500)
-                assert page.locator('[data-testid="stException"]').count() == 0, name
+                errors = page.locator('[data-testid="stException"]')
+                assert errors.count() == 0, (name, errors.first.inner_text()[:500])
         finally:
             browser.close()

@@ -184,3 +184,27 @@ def test_a_warm_standby_process_takes_the_next_run(lab):
     second = sched._spare
     runs.shutdown()
     assert sched._spare is None and second.poll() is not None  # shutdown ends the waiting spare too
+
+
+def test_a_twin_trains_in_the_background_beside_its_run_and_is_reused(lab):
+    """With one slot, a run's plain-KD twin still starts at once: one thread, nice 19, not the warm
+    standby; the next identical Start reuses it; the run, not the twin, is the owner's live run."""
+    hard = RunConfig(dataset="mnist5k", canvas=28, teacher="default", hard="affine", steps=100_000,
+                     eval_every=100_000, batch_size=32, suites="noise:0.2")
+    run_id = runs.submit(hard, "me", twin=True)
+    twin = runs.twin_of(run_id)
+    assert twin and runs.run_path(twin) != runs.run_path(run_id)
+    wait_for(lambda: runs.state(run_id) == runs.state(twin) == "running", what="both to train")
+    lab_twin = json.loads((runs.run_path(twin) / "lab.json").read_text())
+    assert lab_twin["background"] and lab_twin["config"]["hard"] == "none"
+    assert os.getpriority(os.PRIO_PROCESS, lab_twin["pid"]) == 19
+    group = Path(f"/proc/{lab_twin['pid']}/autogroup")
+    assert not group.exists() or group.read_text().split()[-1] == "19"  # nice counts across sessions too
+    assert os.getpriority(os.PRIO_PROCESS, json.loads((runs.run_path(run_id) / "lab.json").read_text())["pid"]) == 0
+    command = json.loads((runs.run_path(twin) / "config.json").read_text())["command"]
+    assert command[-2:] == ["--threads", "1"]
+    assert runs.latest_live("me") == run_id and runs.latest_live("you") is None
+    again = runs.submit(hard, "me", twin=True)  # the same configuration: the twin still training is reused
+    assert runs.twin_of(again) == twin
+    assert runs.twin_of(runs.submit(hard, "me", twin=False)) is None
+    assert sum(r["background"] for r in runs.list_all()) == 1

@@ -5,11 +5,16 @@
 """
 from __future__ import annotations
 
+import io
 import json
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
+
+from PIL import Image
 
 from hard_core.runs import CHECKPOINT, RunReader
+from hard_core.runs.reader import read_json
 
 from .runs import finished
 
@@ -23,6 +28,8 @@ class RunView:
         self.run_id, self.path = run_id, Path(path)
         self.reader = RunReader(path)
         self._snaps: OrderedDict[int, dict] = OrderedDict()
+        self._pictures: OrderedDict[tuple, bytes] = OrderedDict()
+        self._config: dict = {}
 
     @property
     def events(self) -> list[dict]:
@@ -34,9 +41,15 @@ class RunView:
     def status(self) -> dict:
         return self.reader.status()
 
+    def config(self) -> dict:
+        """The run's config: config.json once the engine has started, before that what the lab queued."""
+        if not self._config:
+            self._config = self.reader.config() or (read_json(self.path / "lab.json", {}) or {}).get("config") or {}
+        return self._config
+
     @property
     def one_d(self) -> bool:
-        return self.reader.config().get("dataset") == "mnist1d"
+        return self.config().get("dataset") == "mnist1d"
 
     def snapshot_events(self) -> list[dict]:
         return [e for e in self.events if e.get("kind") == "snapshot"]
@@ -55,6 +68,21 @@ class RunView:
         probes = [e["step"] for e in self.snapshot_events() if "disagreement" in e.get("keys", ()) and e["step"] <= step]
         return self.snapshot(probes[-1]) if probes else None
 
+    def picture(self, name: str, step: int, draw: Callable[[], Image.Image]) -> bytes:
+        """PNG bytes of a composed image of this run (e.g. "gallery" at `step`), drawn and encoded once:
+        the page redraws every second, the picture only changes with the step."""
+        if (name, step) not in self._pictures:
+            buffer = io.BytesIO()
+            draw().save(buffer, format="PNG")
+            self._pictures[(name, step)] = buffer.getvalue()
+            while len(self._pictures) > CACHE:
+                self._pictures.popitem(last=False)
+        return self._pictures[(name, step)]
+
+    def latest_probe(self) -> dict | None:
+        """The newest snapshot with disagreement and invariance maps, or None before the first."""
+        return self.probe_snapshot(float("inf"))
+
 
 def world_text(path: Path) -> str:
     """"world size N (backend)" for a run that torchrun trained on N ranks (config.json), else ""."""
@@ -69,8 +97,8 @@ def world_text(path: Path) -> str:
 def eta_text(status: dict) -> str:
     """'12.3 steps/s · ETA 0:41' from a status dict (empty parts left out)."""
     rate, step, total = status.get("steps_per_s"), status.get("step", 0), status.get("total_steps", 0)
-    if not rate:
-        return "starting…" if status.get("state") in (None, "queued", "starting") else ""
+    if not rate:  # no ETA until the first steps have been timed
+        return "starting…" if status.get("state") in (None, "queued", "starting") else "timing the first steps…"
     left = max(total - step, 0) / rate
     return f"{rate:.1f} steps/s · ETA {int(left // 60)}:{int(left % 60):02d}"
 

@@ -9,6 +9,11 @@ terminal, maybe on another machine) and runs of other sessions are read-only.
 >>> run_id = submit(RunConfig(dataset="mnist5k", canvas=40, teacher="default"), owner="k3y")
 >>> state(run_id), queue_position(run_id)      # ('starting', None), or ('queued', 1) while slots are full
 >>> stop(run_id)
+
+A lab run also gets, by default, its plain-KD twin (`twin_config`): the same world, data, teacher, student,
+seed and steps without the augmentation, so the Live page can show what HARD adds. A finished (or still
+training) identical twin is reused, so it costs nothing twice; a new one is queued as a background run,
+which the scheduler starts beside the run at the lowest CPU priority with one thread.
 """
 from __future__ import annotations
 
@@ -26,10 +31,11 @@ from hard_core.errors import UserError
 from hard_core.runs import request
 from hard_core.runs.reader import read_json
 
-from .scheduler import ACTIVE, HOST, Scheduler, read_dict, root, run_dirs, safe_path, set_status, status
+from .scheduler import ACTIVE, HOST, LIVE, Scheduler, read_dict, root, run_dirs, safe_path, set_status, status
 
-__all__ = ["root", "run_path", "Scheduler", "scheduler", "shutdown", "submit", "queue_position", "state", "stop",
-           "pause", "resume", "set_knobs", "owner", "can_control", "list_all", "finished"]
+__all__ = ["root", "run_path", "Scheduler", "scheduler", "shutdown", "submit", "twin_config", "twin_of",
+           "queue_position", "state", "stop", "pause", "resume", "set_knobs", "owner", "can_control", "list_all",
+           "latest_live", "finished"]
 
 _RULES = {"gt": (">", operator.gt), "ge": (">=", operator.ge), "lt": ("<", operator.lt), "le": ("<=", operator.le)}
 
@@ -71,8 +77,63 @@ def shutdown() -> None:
         s.shutdown()
 
 
-def submit(cfg: RunConfig, owner: str) -> str:
-    """Queue a run owned by `owner` (a session key); it starts at once if a slot is free. Returns its id."""
+# what a plain-KD twin takes from RunConfig's defaults instead of the run's own values: no augmentation
+PLAIN = ("augment", "views", "max_shift", "pick_criterion", "pick_rounds", "hard", "hard_schedule", "hard_spread",
+         "hard_candidates", "hard_lambda", "hard_lr", "hard_every", "hard_share", "affine", "hard_image_input", "vae")
+SAME = ("threads",)  # a field that does not change what a run learns: ignored when looking for a twin
+
+
+def twin_config(cfg: RunConfig) -> RunConfig | None:
+    """The plain-KD run to compare `cfg` with: the same world, data, teacher, student, seed, steps and
+    optimisation, without augmentation. None when `cfg` is itself plain KD or has no teacher (pretrain)."""
+    if cfg.kind != "train" or cfg.loss != "kd" or not cfg.teacher:
+        return None
+    defaults = {name: RunConfig.model_fields[name].default for name in PLAIN}
+    twin = RunConfig(**{**cfg.model_dump(), **defaults})
+    return None if _same(twin.model_dump(mode="json"), cfg.model_dump(mode="json")) else twin
+
+
+def _same(a: dict, b: dict) -> bool:
+    return {k: v for k, v in a.items() if k not in SAME} == {k: v for k, v in b.items() if k not in SAME}
+
+
+def find_twin(cfg: RunConfig) -> str | None:
+    """The newest lab run with exactly this config (threads aside) that finished or is still
+    going, or None."""
+    want, sched = cfg.model_dump(mode="json"), scheduler()
+    found = []
+    for run_id, d in run_dirs(root()):
+        lab = read_dict(d / "lab.json")
+        if lab and isinstance(lab.get("config"), dict) and _same(lab["config"], want) \
+                and _state(d, sched) in ("finished", *LIVE):
+            found.append((float(lab.get("created") or 0), run_id))
+    return max(found)[1] if found else None
+
+
+def twin_of(run_id: str) -> str | None:
+    """The id of the plain-KD twin recorded for a lab run, or None (none recorded, or its folder is gone)."""
+    twin = (read_dict(run_path(run_id) / "lab.json") or {}).get("twin")
+    try:
+        return twin if isinstance(twin, str) and run_path(twin).is_dir() else None
+    except UserError:  # not a plain id: lab.json was edited by hand
+        return None
+
+
+def submit(cfg: RunConfig, owner: str, twin: bool = False) -> str:
+    """Queue a run owned by `owner` (a session key); it starts at once if a slot is free. Returns its id.
+    twin: also give it its plain-KD twin (`twin_config`), reused if one exists, else queued in the
+    background."""
+    run_id = _submit(cfg, owner)
+    kd = twin_config(cfg) if twin else None
+    if kd is not None:
+        kd_id = find_twin(kd) or _submit(kd, owner, background=True)
+        lab = run_path(run_id) / "lab.json"
+        write_json(lab, {**(read_dict(lab) or {}), "twin": kd_id})
+    scheduler().tick()
+    return run_id
+
+
+def _submit(cfg: RunConfig, owner: str, background: bool = False) -> str:
     base, now = root(), time.time()
     while True:
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -85,8 +146,8 @@ def submit(cfg: RunConfig, owner: str) -> str:
     write_json(d / "request.json", config)  # the whole config: the engine reproduces exactly cfg
     write_json(d / "status.json", {"state": "queued", "step": 0, "total_steps": cfg.steps, "message": "waiting "
                                    "for a free slot", "pid": None, "steps_per_s": None, "updated": now})
-    write_json(d / "lab.json", {"owner": owner, "created": now, "host": HOST, "config": config})
-    scheduler().tick()
+    write_json(d / "lab.json", {"owner": owner, "created": now, "host": HOST, "config": config,
+                                **({"background": True} if background else {})})
     return run_id
 
 
@@ -168,7 +229,7 @@ def can_control(run_id: str, token: str | None) -> bool:
 def list_all() -> list[dict]:
     """Every run under root() (with config.json or lab.json), newest first, summarised: id, path, state,
     step, total_steps, message, owner, created, kind, dataset, student, teacher, augment, hard,
-    queue_position, and the whole config."""
+    queue_position, background (a twin) and the whole config."""
     sched, rows = scheduler(), []
     queue = sched.queue()
     for run_id, d in run_dirs(root()):
@@ -184,9 +245,15 @@ def list_all() -> list[dict]:
                      "message": st.get("message") or "", "owner": lab.get("owner"),
                      "created": created if isinstance(created, (int, float)) else d.stat().st_mtime,
                      **{k: cfg.get(k) for k in ("kind", "dataset", "student", "teacher", "augment", "hard")},
-                     "config": cfg,
+                     "config": cfg, "background": bool(lab.get("background")),
                      "queue_position": queue.index(run_id) + 1 if run_id in queue else None})
     return sorted(rows, key=lambda r: r["created"], reverse=True)
+
+
+def latest_live(owner_key: str) -> str | None:
+    """The newest run that `owner_key` started here and that is still queued or training (twins aside)."""
+    return next((r["id"] for r in list_all() if r["owner"] and r["state"] in LIVE and not r["background"]
+                 and can_control(r["id"], owner_key)), None)
 
 
 def finished() -> list[dict]:

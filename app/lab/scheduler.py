@@ -2,8 +2,10 @@
 
 A run folder is queued when its status.json says "queued" and it has a lab.json; the oldest starts first
 as `python -m hard_core train --config <dir>/request.json --out <dir>`, output in <dir>/process.log.
-Every live run in the folder counts against the limit, this server's or an earlier one's. The runs folder
-is `root()`; `lab.runs` builds on this module, never the other way round.
+Every live run in the folder counts against the limit, this server's or an earlier one's. A background
+run (`"background": true` in lab.json: a plain-KD twin) does not: one at a time starts beside the others
+with one thread at the lowest CPU priority (nice 19), so it takes only the time the foreground run leaves
+idle. The runs folder is `root()`; `lab.runs` builds on this module, never the other way round.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ LIVE = ("queued", *ACTIVE)  # not ended yet: the Live page polls, and Pause, Sto
 ENDED = ("finished", "stopped", "failed", "cancelled")
 STALE_S = 120  # a run from another machine counts as alive while its status is this fresh
 REPO = Path(__file__).resolve().parents[2]
+BACKGROUND_NICE = 19  # background runs (twins) take only CPU time that the foreground leaves idle
 PRELOAD = "mnist5k:40"  # what the warm process loads ahead: the run form's default data (widgets.LAB_DEFAULTS)
 
 
@@ -74,6 +77,22 @@ def set_status(d: Path, **changes) -> None:
     write_json(d / "status.json", {**status(d), **changes, "updated": time.time()})
 
 
+def lower_priority(pid: int) -> None:
+    """Give process `pid` (just started, before torch starts its threads) the lowest CPU priority. With
+    Linux's autogroups a process in its own session competes as its session's group, so that group's nice
+    is lowered too (/proc/<pid>/autogroup); otherwise nice alone would change nothing."""
+    os.setpriority(os.PRIO_PROCESS, pid, BACKGROUND_NICE)
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(BACKGROUND_NICE))
+    except OSError:  # not Linux, or no autogroups: the process's own nice is what counts
+        pass
+
+
+def background(d: Path) -> bool:
+    """Whether the run in folder `d` was queued as a background run (a plain-KD twin)."""
+    return bool((read_dict(d / "lab.json") or {}).get("background"))
+
+
 def last_line(path: Path) -> str:
     """The last non-empty line of a log file (its last 4 kB), for an error message."""
     try:
@@ -99,9 +118,11 @@ class Scheduler:
         self._root = Path(runs_root).resolve() if runs_root else None
         cores = os.cpu_count() or 2
         self.max_running = max_running or int(os.environ.get("HARD_LAB_MAX_RUNS") or 0) or max(1, cores // 2)
-        # torch threads per run, so that threads x concurrent runs <= cores (a run that sets --threads
-        # itself keeps its own; a limit above the core count still gets one thread per run)
-        self.threads = max(1, cores // self.max_running)
+        # torch threads per run, so that threads x concurrent runs < cores: one core stays free for the
+        # server, the browser and a background twin (on 2 shared cores, 2 threads ran 2.8x slower than 1:
+        # a descheduled thread stalls the other at every parallel op). A run that sets --threads itself
+        # keeps its own; a limit at or above the core count still gets one thread per run.
+        self.threads = max(1, (cores - 1) // self.max_running)
         self.preload = preload
         self.interval = interval
         self.lock = threading.RLock()
@@ -131,11 +152,19 @@ class Scheduler:
                 print(f"hard-lab scheduler: {type(e).__name__}: {e}", file=sys.stderr)
 
     def tick(self) -> list[str]:
-        """Reap ended processes, then start queued runs while slots are free; returns the ids started."""
+        """Reap ended processes, then start queued runs while slots are free (foreground runs first, then
+        one background run); returns the ids started."""
         with self.lock:
             self._reap()
-            free = self.max_running - len(self.running())
-            return [run_id for run_id in self.queue()[:max(free, 0)] if self._launch(run_id)]
+            running, queue = self.running(), self.queue()
+            busy = {False: 0, True: 0}  # background? -> runs alive
+            for run_id in running:
+                busy[background(safe_path(self.root, run_id))] += 1
+            started = []
+            for bg, limit in ((False, self.max_running), (True, 1)):
+                todo = [r for r in queue if background(safe_path(self.root, r)) == bg][:max(limit - busy[bg], 0)]
+                started += [run_id for run_id in todo if self._launch(run_id, bg)]
+            return started
 
     def queue(self) -> list[str]:
         """Ids of the queued runs, next to start first (by creation time)."""
@@ -172,19 +201,21 @@ class Scheduler:
             return False
         return True
 
-    def _launch(self, run_id: str) -> bool:
+    def _launch(self, run_id: str, bg: bool = False) -> bool:
         d = safe_path(self.root, run_id)
         if status(d).get("state") != "queued" or not self.claim(d):
             return False
         config = read_dict(d / "request.json") or {}
-        threads = [] if config.get("threads") else ["--threads", str(self.threads)]
+        threads = [] if config.get("threads") else ["--threads", str(1 if bg else self.threads)]
         argv = ["train", "--config", str(d / "request.json"), "--out", str(d), *threads]
-        set_status(d, state="starting", message="starting the engine")
+        set_status(d, state="starting", message="starting the engine" + (" in the background" if bg else ""))
         try:
-            child = self._hand_to_spare(argv, d / "process.log")
+            child = None if bg else self._hand_to_spare(argv, d / "process.log")
             if child is None:
                 with open(d / "process.log", "ab") as log:
                     child = _engine([sys.executable, "-m", "hard_core", *argv], stdout=log, stdin=subprocess.DEVNULL)
+                if bg:
+                    lower_priority(child.pid)
         except OSError as e:
             set_status(d, state="failed", message=f"could not start the engine: {e}")
             return False

@@ -1,4 +1,5 @@
-"""The Streamlit widgets the pages share: the session's owner key and the run-configuration form.
+"""The Streamlit widgets the pages share: the browser's owner key, the Live page's current run, and the
+run-configuration form.
 
 (Every other module in `lab` is Streamlit-free; this one is the pages' toolbox.)
 """
@@ -13,7 +14,7 @@ from hard_core.augment import AUGMENTATIONS
 from hard_core.config import RunConfig
 from hard_core.worlds import WORLDS
 
-from . import figures
+from . import figures, runs
 from .explore import DATASETS, dataset  # label -> (dataset, canvas): the same choices on every page
 
 STUDENTS = ["mlp", "small-cnn", "cnn"]
@@ -38,16 +39,50 @@ LAB_DEFAULTS = dict(dataset="mnist5k", canvas=40, teacher="default", student="ml
                     eval_every=50, snapshot_every=25, probe_every=50, log_every=10)
 
 
+COOKIE = "hard_lab_key"  # the browser cookie that holds the owner key
+COOKIE_DAYS = 30
+
+
+def _valid(key) -> bool:
+    return isinstance(key, str) and 0 < len(key) <= 64 and key.replace("-", "").replace("_", "").isalnum()
+
+
+def browser_cookie() -> str | None:
+    """The owner-key cookie this browser sent with the session's request, if any."""
+    return st.context.cookies.get(COOKIE)
+
+
 def owner_key() -> str:
-    """This browser session's key. It lives in the URL (`?key=`), so a refresh or a second tab with the
-    same address keeps control of the session's runs; other sessions only watch them."""
-    key = st.query_params.get("key") or st.session_state.get("owner_key")
-    if not key or not key.replace("-", "").replace("_", "").isalnum() or len(key) > 64:
-        key = secrets.token_urlsafe(12)
+    """This browser's key to its runs: whoever holds it may steer them, everyone else only watches.
+
+    It lives in a cookie (never in the address or on screen): the session reads it from the request
+    (`st.context.cookies`); a new browser gets a fresh key, written into the cookie by a line of
+    JavaScript, so a refresh or a second tab in the same browser keeps control. (A `?key=` left in the
+    address by older versions is dropped.)"""
+    cookie = browser_cookie()
+    key = st.session_state.get("owner_key") or cookie
+    if not _valid(key):
+        key = secrets.token_urlsafe(16)
     st.session_state["owner_key"] = key
-    if st.query_params.get("key") != key:
-        st.query_params["key"] = key
+    if "key" in st.query_params:
+        del st.query_params["key"]
+    if cookie != key and st.session_state.get("_cookie_sent") != key:
+        st.session_state["_cookie_sent"] = key  # once per session: the script runs in the browser for good
+        st.html(f"<script>document.cookie = '{COOKIE}={key}; path=/; max-age={COOKIE_DAYS * 86400}; "
+                "SameSite=Strict';</script>", unsafe_allow_javascript=True)
     return key
+
+
+def current_run(owner: str) -> str | None:
+    """The run the Live page shows: the address's `?run=`, else the one this session showed last (a
+    visit to another page drops the address's query), else this browser's newest run still going.
+    It is put (back) into the address, so a refresh or a copied link finds it."""
+    run_id = st.query_params.get("run") or st.session_state.get("live_run") or runs.latest_live(owner)
+    if run_id:
+        st.session_state["live_run"] = run_id
+        if st.query_params.get("run") != run_id:
+            st.query_params["run"] = run_id
+    return run_id
 
 
 def apply_preset() -> str | None:

@@ -1,17 +1,19 @@
 """Live training: configure a distillation run, start it, and watch HARD work while it trains.
 
-The run is a separate engine process writing a run directory; this page only reads it (once a second,
-in a fragment) and writes control requests. The run's id is in the URL (`?run=`), so a refresh, a
-second tab or a crashed page finds it again.
+The run is a separate engine process writing a run directory; this page only reads it (in a fragment,
+every second until the first images, then every 2 s) and writes control requests. The run's id is in
+the URL (`?run=`) and in the session, so a refresh, a second tab, a crashed page or a visit to another
+page finds it again. Start also queues the run's plain-KD twin (unless switched off); the headline at
+the top compares the two.
 """
 import streamlit as st
 
 from hard_core.errors import UserError
 from hard_core.runs import RunReader, read_control
-from lab import figures, images, runs, stories
+from lab import figures, headline, images, runs, stories
 from lab.live import RunView, eta_text, teacher_choices, world_text
 from lab.scheduler import LIVE
-from lab.widgets import apply_preset, invariance_view, owner_key, run_form
+from lab.widgets import apply_preset, current_run, invariance_view, owner_key, run_form
 
 key = owner_key()
 st.title("Live training")
@@ -22,9 +24,12 @@ with st.sidebar:
     if preset:
         st.success(f"Preset **{preset}** loaded: press Start.")
     cfg = run_form(teacher_choices())
+    twin = st.toggle("Also train its plain-KD twin", value=True, key="f_twin",
+                     help="the same world, seed and steps without augmentation, for the headline's comparison; "
+                          "a finished identical twin is reused, a new one trains in the background")
     if st.button("Start", type="primary", disabled=cfg is None, use_container_width=True):
-        st.query_params["run"] = runs.submit(cfg, key)
-        for name in ("view", "open_run"):
+        st.query_params["run"] = st.session_state["live_run"] = runs.submit(cfg, key, twin=twin)
+        for name in ("view", "twin_view", "open_run"):
             st.session_state.pop(name, None)
         st.rerun()
 
@@ -37,10 +42,10 @@ with st.sidebar:
                                                     f" · {known[i]['state']}",
                               help="yours, other sessions' (read-only) and runs started from the CLI")
         if opened and opened != st.query_params.get("run"):
-            st.query_params["run"] = opened
+            st.query_params["run"] = st.session_state["live_run"] = opened
             st.session_state.pop("view", None)
 
-run_id = st.query_params.get("run")
+run_id = current_run(key)
 if not run_id:
     st.info("Press **Start** in the sidebar. " + stories.intro(st.session_state.get("f_hard"), st.session_state.get(
         "f_world"), st.session_state.get("f_augment")))
@@ -83,8 +88,11 @@ else:
                + (f" · {world}" if world else "") + ".")
 
 
-def show(view: RunView) -> None:
+def show(view: RunView, twin: RunView | None) -> None:
     view.poll()
+    if twin is not None:
+        twin.poll()
+    headline.panel(view, twin)
     status = view.status()
     state = runs.state(view.run_id)
     total = max(status.get("total_steps") or 1, 1)
@@ -92,8 +100,9 @@ def show(view: RunView) -> None:
     if state == "queued":
         st.info(f"Queued: position {runs.queue_position(view.run_id)} (the lab runs "
                 f"{runs.scheduler().max_running} at a time)")
+    message = status.get("message") if status.get("state") == state else None  # not the reader's "died" guess
     st.progress(min(step / total, 1.0), text=f"**{state}** · step {step}/{total} · {eta_text(status)}"
-                + (f" · {status['message']}" if status.get("message") else ""))
+                + (f" · {message}" if message else ""))
     if state in ("failed", "died"):
         st.error(status.get("message") or "the run stopped unexpectedly; its checkpoint is kept")
     c1, c2 = st.columns(2)
@@ -116,33 +125,51 @@ def show(view: RunView) -> None:
     if view.one_d:
         st.plotly_chart(figures.signals_figure(snap), key="signals")
     else:
-        st.image(images.gallery(snap), caption=stories.gallery_caption(reading))
+        st.image(view.picture("gallery", at, lambda: images.gallery(snap)), caption=stories.gallery_caption(reading))
     params = figures.params_figure(snap, view.reader.config())
     if params is not None:
         st.plotly_chart(params, key="params")
     if probe is None:
-        st.caption("The first disagreement and invariance maps come at the first probe step.")
+        st.caption("The first disagreement maps come at the first probe step.")
         return
     st.subheader(f"Where teacher and student disagree · step {probe['_step']}")
     if view.one_d:
         st.plotly_chart(figures.disagreement_1d_figure(probe), key="disagreement")
     else:
-        st.image(images.overlay(probe["augmented"], probe["disagreement"]), caption=images.OVERLAY_CAPTION)
+        heat = view.picture("overlay", probe["_step"], lambda: images.overlay(probe["augmented"], probe["disagreement"]))
+        st.image(heat, caption=images.OVERLAY_CAPTION)
     st.subheader("Invariance: teacher vs student")
     invariance_view(probe, "live", {"acc": "accuracy", "kl": "KL(clean ‖ moved)"})
 
 
-active = runs.state(run_id) in LIVE
+twin_id = runs.twin_of(run_id)
 
 
-@st.fragment(run_every=1.0 if active else None)
+def going() -> bool:
+    """Whether the run or its twin is still queued or training (the page keeps polling until both end)."""
+    return any(runs.state(r) in LIVE for r in (run_id, twin_id) if r)
+
+
+active = going()
+# every second until the first images are in, then every 2 s: each refresh redraws the page's charts on
+# the server and in the browser, and on a small machine that CPU time is taken from training
+shown = st.session_state.get("view") is not None and st.session_state["view"].run_id == run_id \
+    and bool(st.session_state["view"].snapshot_events())
+interval = (2.0 if shown else 1.0) if active else None
+
+
+@st.fragment(run_every=interval)
 def live() -> None:
-    view = st.session_state.get("view")
+    view, twin = st.session_state.get("view"), st.session_state.get("twin_view")
     if view is None or view.run_id != run_id:
         view = st.session_state["view"] = RunView(run_id, run_dir)
-    show(view)
-    if active and runs.state(run_id) not in LIVE:
-        st.rerun()  # the run ended: draw once more without polling
+    if twin_id and (twin is None or twin.run_id != twin_id):
+        twin = st.session_state["twin_view"] = RunView(twin_id, runs.run_path(twin_id))
+    show(view, twin if twin_id else None)
+    if active and not going():
+        st.rerun()  # both runs ended: draw once more without polling
+    elif interval == 1.0 and view.snapshot_events():
+        st.rerun()  # the first images are in: poll at the slower pace from now on
 
 
 live()

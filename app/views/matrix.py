@@ -50,10 +50,11 @@ for w in worlds:
             picked = (w, m)
 if picked:
     try:
-        run_id = runs.submit(lab_matrix.live_config(matrix, *picked), key)
+        run_id = runs.submit(lab_matrix.live_config(matrix, *picked), key, twin=True)
     except UserError as e:
         st.error(str(e))
         st.stop()
-    for name in ("view", "open_run"):  # the Live page opens this run, not the one it showed before
+    for name in ("view", "twin_view", "open_run"):  # the Live page opens this run, not the one it showed before
         st.session_state.pop(name, None)
-    st.switch_page("views/live.py", query_params={"run": run_id, "key": key})
+    st.session_state["live_run"] = run_id
+    st.switch_page("views/live.py", query_params={"run": run_id})

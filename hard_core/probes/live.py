@@ -8,9 +8,12 @@ Every `probe_every` steps the loop asks `RunProbe` for tensors to add to that st
     invariance.<grid>.axis.<name>     the grid's axis values (e.g. dy, dx; angle, scale; shift)
 
 Grids: "shift" (dy x dx up to the shift suite's strength; a line for 1D) and, for images,
-"rotation-scale". The teacher is frozen, so its maps are computed once and reused.
+"rotation-scale". The teacher is frozen, so its maps are computed once (`teacher_maps`, which the
+loop calls ahead, in a thread, while the first steps train) and reused.
 """
 from __future__ import annotations
+
+import threading
 
 from torch import Tensor, nn
 
@@ -39,13 +42,20 @@ class RunProbe:
         self.probes = {name: InvarianceProbe(dataset.test.x, dataset.test.y, grid, images=images, device=device)
                        for name, grid in run_grids(dataset).items()}
         self._teacher_maps: dict[str, dict] | None = None
+        self._lock = threading.Lock()  # one computation of the teacher's maps, whichever thread asks first
+
+    def teacher_maps(self) -> dict[str, dict]:
+        """The teacher's maps per grid, computed at the first call."""
+        with self._lock:
+            if self._teacher_maps is None:
+                self._teacher_maps = {name: probe(self.teacher) for name, probe in self.probes.items()}
+            return self._teacher_maps
 
     def __call__(self, student: nn.Module, x_seen: Tensor, temperature: float) -> dict[str, Tensor]:
-        if self._teacher_maps is None:
-            self._teacher_maps = {name: probe(self.teacher) for name, probe in self.probes.items()}
+        teacher = self.teacher_maps()
         out = {"disagreement": disagreement_map(self.teacher, student, x_seen, temperature).cpu()}
         for name, probe in self.probes.items():
-            maps = {"teacher": self._teacher_maps[name], "student": probe(student)}
+            maps = {"teacher": teacher[name], "student": probe(student)}
             for model, m in maps.items():
                 out[f"invariance.{name}.{model}.acc"] = m["acc"]
                 out[f"invariance.{name}.{model}.kl"] = m["kl"]

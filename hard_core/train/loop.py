@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -64,6 +65,7 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
         saved = start
     reference = None  # the teacher's predictions per suite, computed at the first evaluation
     probe = RunProbe(s.teacher, held(s.dataset, PROBE_IMAGES), s.device) if s.teacher is not None and lead else None
+    ahead = None  # the teacher's side of the first evaluation, built in a thread from the first snapshot on
     batches = s.batches(start)  # this rank's part of each step's global batch, from step start + 1 on
     how = f"resumed from step {start}" + "".join(f", {k}={v:g}" for k, v in (overrides or {}).items()) \
         if resume is not None else "training"
@@ -119,11 +121,13 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
                 with s.autocast:
                     snapshot.tensors.update(probe(s.student, out.x_seen[:SNAPSHOT_SIZE], knobs["temperature"]))
             yield snapshot
+        if lead and ahead is None:  # started after the first step's snapshot: the first images come first
+            ahead = _teacher_ahead(s, probe)
         if lead and (step % cfg.eval_every == 0 or final):  # the other ranks wait at the next collective
-            if s.teacher is not None and reference is None:
-                with s.autocast:
-                    acc, _, reference = accuracy(s.teacher, s.suites)
-                yield EvalMetrics(step, "teacher", acc)
+            if reference is None:
+                acc, reference = ahead.result()  # built while the first steps trained (also the suites)
+                if acc is not None:
+                    yield EvalMetrics(step, "teacher", acc)
             with s.autocast:
                 acc, agree, _ = accuracy(s.student, s.suites, reference)
             yield EvalMetrics(step, "student", acc, agree)
@@ -132,6 +136,27 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
             saved = step
     s.dist.barrier()
     yield Status(cfg.steps, "finished", f"done in {time.perf_counter() - t0:.1f} s", total_steps=cfg.steps)
+
+
+def _teacher_ahead(s: Session, probe: RunProbe | None) -> Future:
+    """Build what the first evaluation and probe need of the frozen teacher (the suites, its accuracy and
+    predictions on them, its invariance maps) in a thread while the first steps train, so they do not
+    stall training. Result: (accuracy per suite, predictions per suite), or (None, None) without a teacher."""
+    def build():
+        suites = s.suites
+        if s.teacher is None:
+            return None, None
+        with s.autocast:
+            acc, _, predictions = accuracy(s.teacher, suites)
+            if probe is not None:
+                probe.teacher_maps()
+        return acc, predictions
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="teacher-ahead")
+    try:
+        return pool.submit(build)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends when the work is done
 
 
 def _snapshot(step: int, out: StepResult) -> Snapshot:

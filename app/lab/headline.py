@@ -1,0 +1,169 @@
+"""The Live page's headline: the story of one run in one view, next to its plain-KD twin.
+
+    teacher | KD student (the twin) | HARD student      invariance maps on one 0..1 accuracy scale,
+    OOD accuracy as a big number under each             the world's suite (shift, rotation, ...)
+    both students' OOD curves on one small chart        the teacher's level dashed
+    "HARD student: shift 87% (KD twin 21%, teacher 98%)"   the verdict, updated at every evaluation
+
+Everything but `panel` is Streamlit-free (and tested without it); `panel` draws the view from two
+`RunView`s (the run and its twin, which may be None or not started yet).
+"""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from hard_core.worlds import WORLDS
+
+from .figures import AXES, AXIS_TITLES, PALETTE, _layout, downsample, latest
+from .live import RunView
+
+COLOURS = {"teacher": "#555555", "kd": PALETTE[0], "run": PALETTE[1]}
+
+
+def world_suite(cfg: dict) -> str:
+    """The suite that measures the run's world: 'shift', 'rotation', ..., or 'test' (scarce data)."""
+    world = WORLDS.get(cfg.get("world") or "shift")
+    return world.suite if world is not None else "shift"
+
+
+def grid_for(cfg: dict) -> str:
+    """The invariance grid that shows the world's nuisance best (the probes have shift and rotation-scale)."""
+    return "rotation-scale" if cfg.get("world") == "rotation" else "shift"
+
+
+def run_label(cfg: dict) -> str:
+    """'HARD student' for a HARD run, else the student named by its augmentation."""
+    if cfg.get("hard") not in (None, "none"):
+        return "HARD student"
+    augment = cfg.get("augment") or "none"
+    return "KD student" if augment == "none" else f"KD + {augment} student"
+
+
+def ood(events: list[dict] | None, suite: str, model: str = "student") -> float | None:
+    """The latest accuracy of `model` on `suite` in a run's events, or None before the first evaluation
+    (or without events: no twin)."""
+    e = latest(events or [], "eval", model=model)
+    value = (e or {}).get("acc", {}).get(suite)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def verdict(cfg: dict, run_events: list[dict], twin_events: list[dict] | None) -> str:
+    """One line: 'HARD student: shift 87% (KD twin 21%, teacher 98%)'; parts not measured yet say so."""
+    suite = world_suite(cfg)
+    mine, teacher = ood(run_events, suite), ood(run_events, suite, "teacher")
+    if mine is None:
+        return f"{run_label(cfg)}: waiting for the first evaluation on {suite}…"
+    kd = ood(twin_events, suite) if twin_events is not None else None
+    others = ([] if twin_events is None else [f"KD twin {percent(kd) if kd is not None else 'not measured yet'}"]) \
+        + ([f"teacher {percent(teacher)}"] if teacher is not None else [])
+    return f"{run_label(cfg)}: {suite} {percent(mine)}" + (f" ({', '.join(others)})" if others else "")
+
+
+def _axis(snap: dict, grid: str, name: str) -> list[float] | None:
+    key = f"invariance.{grid}.axis.{name}"
+    return [round(float(v), 3) for v in snap[key]] if key in snap else None
+
+
+def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str) -> go.Figure | None:
+    """Teacher | KD student | run's student accuracy maps over `grid`, from probe snapshots (`run`
+    carries the teacher's and its student's maps, `twin` the KD student's), on one 0..1 colour scale.
+    A model without maps yet keeps an empty panel. 1D runs: three lines on one plot. None without any map."""
+    maps = {}
+    if run is not None and f"invariance.{grid}.teacher.acc" in run:
+        maps["teacher"] = run[f"invariance.{grid}.teacher.acc"]
+    if twin is not None and f"invariance.{grid}.student.acc" in twin:
+        maps["kd"] = twin[f"invariance.{grid}.student.acc"]
+    if run is not None and f"invariance.{grid}.student.acc" in run:
+        maps["run"] = run[f"invariance.{grid}.student.acc"]
+    if not maps:
+        return None
+    ref = run if run is not None else twin
+    names = {"teacher": "teacher", "kd": "KD student (twin)", "run": label}
+    title = f"Accuracy over the {grid} grid (bright = still right after the move)"
+    if next(iter(maps.values())).dim() == 1:
+        axis = _axis(ref, grid, "shift")
+        fig = go.Figure([go.Scatter(x=axis, y=m.float().tolist(), name=names[k], mode="lines+markers",
+                                    line=dict(color=COLOURS[k], dash="dash" if k == "teacher" else "solid"))
+                         for k, m in maps.items()])
+        fig.update_xaxes(title_text=AXIS_TITLES["shift"])
+        fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
+        return _layout(fig, title, f"headline-{grid}", height=300)
+    rows, cols = AXES[grid]
+    y, x = _axis(ref, grid, rows), _axis(ref, grid, cols)
+    order = ("teacher", "kd", "run")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[names[k] for k in order], shared_yaxes=True,
+                        horizontal_spacing=0.04)
+    for i, k in enumerate(order, start=1):
+        if k in maps:
+            fig.add_trace(go.Heatmap(z=maps[k].float().tolist(), x=x, y=y, coloraxis="coloraxis", name=names[k],
+                                     hovertemplate=f"{names[k]}<br>{cols} %{{x}}<br>{rows} %{{y}}<br>"
+                                                   "accuracy %{z:.2f}<extra></extra>"), row=1, col=i)
+        else:
+            n = "" if i == 1 else i  # plotly names the first axes x and y, then x2, y2, ...
+            fig.add_annotation(text="no map yet", showarrow=False, xref=f"x{n} domain", yref=f"y{n} domain",
+                               x=0.5, y=0.5)
+        fig.update_xaxes(title_text=AXIS_TITLES.get(cols, cols), row=1, col=i)
+    fig.update_yaxes(title_text=AXIS_TITLES.get(rows, rows), row=1, col=1)
+    fig.update_yaxes(autorange="reversed" if grid == "shift" else True)
+    return _layout(fig, title, f"headline-{grid}", height=300,
+                   coloraxis=dict(cmin=0, cmax=1, colorscale="Viridis",
+                                  colorbar=dict(title=dict(text="accuracy"), thickness=12)))
+
+
+def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | None) -> go.Figure:
+    """Both students' accuracy on the world's suite vs step, and the teacher's as a dashed level."""
+    suite = world_suite(cfg)
+    fig = go.Figure()
+    for name, events, colour in (("KD twin", twin_events, COLOURS["kd"]), (run_label(cfg), run_events, COLOURS["run"])):
+        evals = downsample([e for e in events or [] if e.get("kind") == "eval" and e.get("model") == "student"
+                            and suite in e.get("acc", {})])
+        if evals:
+            fig.add_trace(go.Scatter(x=[e["step"] for e in evals], y=[e["acc"][suite] for e in evals], name=name,
+                                     mode="lines+markers", line=dict(color=colour, width=3)))
+    teacher = ood(run_events, suite, "teacher")
+    if teacher is not None:
+        fig.add_hline(y=teacher, line=dict(color=COLOURS["teacher"], dash="dash"), annotation_text="teacher",
+                      annotation_position="bottom right")
+    if not fig.data:
+        fig.add_annotation(text="waiting for the first evaluation…", showarrow=False, xref="paper", yref="paper",
+                           x=0.5, y=0.5)
+    total = int(cfg.get("steps") or 0)
+    fig.update_xaxes(title_text="step", range=[0, total] if total else None)
+    fig.update_yaxes(title_text=f"accuracy on {suite}", range=[0, 1.02])
+    _layout(fig, f"Out of domain: {suite}", "headline-curves", height=300)
+    return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+
+
+def panel(view: RunView, twin: RunView | None) -> None:
+    """Draw the headline (Streamlit) for a polled run view and its polled twin view (None: no twin)."""
+    import streamlit as st
+
+    cfg = view.config()
+    if cfg.get("kind") == "pretrain" or not cfg.get("teacher"):
+        return  # no teacher, no story to tell
+    suite, grid, label = world_suite(cfg), grid_for(cfg), run_label(cfg)
+    twin_events = twin.events if twin is not None else None
+    with st.container(border=True, key="headline"):
+        st.markdown(f"#### {verdict(cfg, view.events, twin_events)}")
+        run_probe, twin_probe = view.latest_probe(), twin.latest_probe() if twin is not None else None
+        left, right = st.columns([3, 1.3])
+        fig = maps_figure(run_probe, twin_probe, grid, label)
+        if fig is None:
+            left.caption("The invariance maps come at the first probe step.")
+        else:
+            left.plotly_chart(fig, key="headline_maps")
+        m1, m2, m3 = left.columns(3)
+        teacher, kd, mine = ood(view.events, suite, "teacher"), ood(twin_events, suite), ood(view.events, suite)
+        m1.metric(f"teacher · {suite}", percent(teacher))
+        if twin is None:
+            m2.metric(f"KD twin · {suite}", "off", help="Start with the KD twin switched on to compare")
+        else:
+            m2.metric(f"KD twin · {suite}", percent(kd), help=f"run {twin.run_id}: plain KD, same world, seed, steps")
+        m3.metric(f"{label} · {suite}", percent(mine),
+                  delta=f"{100 * (mine - kd):+.0f} pts vs KD" if mine is not None and kd is not None else None)
+        right.plotly_chart(curves_figure(cfg, view.events, twin_events), key="headline_curves")

@@ -1,0 +1,149 @@
+"""Time the lab in a real browser: Start -> first augmented images, stalls, and what the lab costs training.
+
+    .venv/bin/python scripts/lab_timings.py              # 3 pairs: a CLI run, then the same run from the lab
+    .venv/bin/python scripts/lab_timings.py --pairs 1 --no-twin
+
+Each pair runs the lab's default session (HARD-affine, 600 steps, the lab's evaluation and snapshot
+cadence) twice, in turn:
+  cli  `python -m hard_core train ... --threads N` alone, N the thread count the lab gives a run (one
+       core is left to the server and the browser; on 2 shared cores 2 threads ran 2.8x slower than 1);
+  lab  a fresh lab server with its own runs folder, Chromium (Playwright) on the Live page, Start pressed
+       once the warm standby engine had a few seconds to load; by default with the KD twin (a first
+       Start on a fresh lab trains it; later Starts reuse it).
+and prints per pair: Start -> first augmented images (browser), training time to the last step
+(events' elapsed_s), steps/s, the longest interval between logged steps (every 10 steps: a stall shows
+as a long one), and the lab's cost = lab time / CLI time - 1; then the medians over the pairs.
+Everything it starts is stopped by PID. The machine is shared: quote medians, say how loaded it was.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+sys.path.insert(0, str(ROOT / "app"))
+from lab.widgets import LAB_DEFAULTS  # noqa: E402 - the lab's default session, flag for flag
+
+from lab.scheduler import Scheduler  # noqa: E402 - its thread count per run
+
+CLI = ["train", *[a for k, v in LAB_DEFAULTS.items() for a in (f"--{k.replace('_', '-')}", str(v))],
+       "--threads", str(Scheduler(preload=None).threads)]
+
+
+@contextlib.contextmanager
+def lab_server(runs: Path, env: dict | None = None):
+    """The lab on a free 127.0.0.1 port with `runs` as its runs folder; yields its URL. On exit the
+    server and every run process it started are stopped by PID."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.port",
+                               str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+                              cwd=ROOT, env={**os.environ, **(env or {}), "HARD_LAB_RUNS": str(runs)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        for lab in runs.glob("*/lab.json"):
+            pid = json.loads(lab.read_text()).get("pid")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if pid:
+                    os.killpg(pid, signal.SIGKILL)
+
+
+def browser(p):
+    return p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+
+
+def step_times(run_dir: Path) -> dict:
+    """Training time to the last step, steps/s, and the longest and median interval between step events."""
+    steps = [e for e in map(json.loads, (run_dir / "events.jsonl").open()) if e.get("kind") == "step"]
+    t = [e["elapsed_s"] for e in steps]
+    gaps = [b - a for a, b in zip(t, t[1:])]
+    return {"time": t[-1], "rate": steps[-1]["step"] / t[-1], "gap": max(gaps), "median_gap": statistics.median(gaps)}
+
+
+def cli_run(out: Path) -> dict:
+    subprocess.run([sys.executable, "-m", "hard_core", *CLI, "--out", str(out)], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return step_times(out)
+
+
+def lab_run(runs: Path, twin: bool, warm_s: float) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with lab_server(runs) as url, sync_playwright() as p:
+        b = browser(p)
+        page = b.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(url)
+        page.get_by_role("button", name="Start").wait_for(timeout=120_000)
+        if not twin:
+            page.get_by_text("Also train its plain-KD twin").click()
+        page.wait_for_timeout(warm_s * 1000)  # the standby engine loads torch and the digits meanwhile
+        t0 = time.perf_counter()
+        page.get_by_role("button", name="Start").click()
+        page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)
+        first = time.perf_counter() - t0
+        page.wait_for_timeout(1000)
+        eta = page.locator('[data-testid="stProgress"]').first.inner_text()
+        page.get_by_text("finished · step").first.wait_for(timeout=900_000)
+        b.close()
+        (run_dir,) = [d.parent for d in runs.glob("*/lab.json") if not json.loads(d.read_text()).get("background")]
+        return {**step_times(run_dir), "first": first, "eta": eta.strip()}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=3, help="CLI/lab pairs to run (default 3)")
+    ap.add_argument("--no-twin", dest="twin", action="store_false", help="Start without the KD twin")
+    ap.add_argument("--warm", type=float, default=15.0, help="seconds between page load and Start, while the "
+                    "standby engine loads (default 15)")
+    args = ap.parse_args(argv)
+    print(f"config: python -m hard_core {' '.join(CLI)}; lab twin: {'on' if args.twin else 'off'}; "
+          f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    rows = []
+    for i in range(args.pairs):
+        with tempfile.TemporaryDirectory() as tmp:
+            cli = cli_run(Path(tmp) / "cli")
+            lab = lab_run(Path(tmp) / "runs", args.twin, args.warm)
+        cost = lab["time"] / cli["time"] - 1
+        rows.append((cli, lab, cost))
+        print(f"pair {i + 1}: Start -> first images {lab['first']:.1f} s (1 s later: {lab['eta']!r}) | "
+              f"CLI {cli['time']:.1f} s, {cli['rate']:.1f} steps/s, longest interval {cli['gap']:.2f} s | "
+              f"lab {lab['time']:.1f} s, {lab['rate']:.1f} steps/s, longest interval {lab['gap']:.2f} s "
+              f"(median {lab['median_gap']:.2f} s) | lab cost {100 * cost:+.0f}% | "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
+    med = statistics.median
+    print(f"median over {len(rows)}: Start -> first images {med(r[1]['first'] for r in rows):.1f} s; "
+          f"CLI {med(r[0]['rate'] for r in rows):.1f} steps/s; lab {med(r[1]['rate'] for r in rows):.1f} steps/s; "
+          f"lab cost {100 * med(r[2] for r in rows):+.0f}%; longest interval between logged steps in the lab "
+          f"{med(r[1]['gap'] for r in rows):.2f} s (worst {max(r[1]['gap'] for r in rows):.2f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The Live page's headline (app/lab/headline.py), without Streamlit: the verdict line, the world's suite
+and grid, the three maps and the OOD curves; and the plain-KD twin's config (app/lab/runs.py)."""
+import torch
+
+from hard_core.config import RunConfig
+
+from lab import headline
+from lab.runs import twin_config
+
+CFG = {"world": "shift", "hard": "affine", "teacher": "default", "steps": 600}
+
+
+def evals(step, student, teacher=None):
+    out = [{"kind": "eval", "step": step, "model": "student", "acc": {"test": 0.95, "shift": student}}]
+    if teacher is not None:
+        out.insert(0, {"kind": "eval", "step": step, "model": "teacher", "acc": {"test": 0.98, "shift": teacher}})
+    return out
+
+
+def test_the_verdict_names_both_students_and_the_teacher_on_the_worlds_suite():
+    run = evals(50, 0.30, teacher=0.981) + evals(100, 0.874)
+    twin = evals(50, 0.18) + evals(100, 0.212)
+    assert headline.verdict(CFG, run, twin) == "HARD student: shift 87% (KD twin 21%, teacher 98%)"
+    assert headline.verdict(CFG, run, []) == "HARD student: shift 87% (KD twin not measured yet, teacher 98%)"
+    assert headline.verdict(CFG, run, None) == "HARD student: shift 87% (teacher 98%)"  # the twin switched off
+    assert headline.ood(None, "shift") is None
+    assert "waiting for the first evaluation" in headline.verdict(CFG, [], twin)
+    rotation = {**CFG, "world": "rotation"}
+    assert headline.world_suite(rotation) == "rotation" and headline.grid_for(rotation) == "rotation-scale"
+    assert headline.world_suite({**CFG, "world": "scarce"}) == "test"
+    assert headline.run_label({**CFG, "hard": "none", "augment": "shift"}) == "KD + shift student"
+
+
+def probe(student_value, teacher=True):
+    snap = {"invariance.shift.axis.dy": torch.arange(-2, 3.0), "invariance.shift.axis.dx": torch.arange(-2, 3.0),
+            "invariance.shift.student.acc": torch.full((5, 5), student_value)}
+    if teacher:
+        snap["invariance.shift.teacher.acc"] = torch.full((5, 5), 0.98)
+    return snap
+
+
+def test_maps_share_one_accuracy_scale_and_curves_hold_both_students():
+    fig = headline.maps_figure(probe(0.9), probe(0.2, teacher=False), "shift", "HARD student")
+    heat = {t.name: round(t.z[0][0], 3) for t in fig.data}
+    assert heat == {"teacher": 0.98, "KD student (twin)": 0.2, "HARD student": 0.9}
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
+    waiting = headline.maps_figure(probe(0.9), None, "shift", "HARD student")  # the twin has no map yet
+    assert len(waiting.data) == 2 and any(a.text == "no map yet" for a in waiting.layout.annotations)
+    assert headline.maps_figure(None, None, "shift", "HARD student") is None
+    curves = headline.curves_figure(CFG, evals(50, 0.3, teacher=0.98) + evals(100, 0.8), evals(50, 0.2))
+    lines = {t.name: list(t.y) for t in curves.data}
+    assert lines == {"KD twin": [0.2], "HARD student": [0.3, 0.8]}
+
+
+def test_the_twin_is_plain_kd_with_the_same_world_seed_and_steps():
+    cfg = RunConfig(dataset="mnist5k", canvas=40, teacher="default", world="rotation", hard="affine",
+                    affine="rotate", augment="cutmix", hard_lambda=0.5, steps=321, seed=7, lr=3e-3)
+    twin = twin_config(cfg)
+    assert (twin.hard, twin.augment, twin.affine, twin.hard_lambda) == ("none", "none", "translate", 1.0)
+    assert (twin.world, twin.steps, twin.seed, twin.lr, twin.teacher) == ("rotation", 321, 7, 3e-3, "default")
+    assert twin_config(twin) is None  # plain KD is its own twin
+    assert twin_config(RunConfig(kind="pretrain", loss="ce", dataset="mnist5k")) is None  # no teacher
