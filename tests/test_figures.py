@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lab import figures, images
+from lab import augmentor, figures, images
 
 
 def tile_centre(img, row, col, side, scale=3, pad=2):
@@ -218,20 +218,20 @@ def hard_steps(values):
 
 def test_hardness_figure_and_reading():
     events = [{**e, "step": 10 * e["step"]} for e in hard_steps([1.0 + i / 100 for i in range(1, 301)])]
-    fig = figures.hardness_figure(events)
+    fig = augmentor.hardness_figure(events)
     assert [t.name for t in fig.data] == ["hardness"] and len(fig.data[0].x) <= figures.MAX_POINTS
-    assert fig.data[0].y[-1] == 4.0 and sorted(s.y0 for s in fig.layout.shapes) == [1.0, figures.HARDNESS_FOUND]
+    assert fig.data[0].y[-1] == 4.0 and sorted(s.y0 for s in fig.layout.shapes) == [1.0, augmentor.HARDNESS_FOUND]
     assert "found where the student fails" in fig.layout.title.text
     assert_framed(fig)
-    assert figures.hardness_figure(step_events(30, hard=False)) is None
-    assert figures.hardness_reading(step_events(30, hard=False)) is None
-    found = figures.hardness_reading(events)
+    assert augmentor.hardness_figure(step_events(30, hard=False)) is None
+    assert augmentor.hardness_reading(step_events(30, hard=False)) is None
+    found = augmentor.hardness_reading(events)
     assert found["found"] is True and found["value"] == pytest.approx(3.99) and "3.99" in found["text"]
     flat = [{**e, "step": 10 * e["step"]} for e in hard_steps([1.05] * 30)]
-    nothing = figures.hardness_reading(flat)
+    nothing = augmentor.hardness_reading(flat)
     assert nothing["found"] is False and "found nothing" in nothing["text"]
-    assert "found nothing" in figures.hardness_figure(flat).layout.title.text
-    early = figures.hardness_reading(hard_steps([1.05] * 5))  # step 5: still warming up
+    assert "found nothing" in augmentor.hardness_figure(flat).layout.title.text
+    early = augmentor.hardness_reading(hard_steps([1.05] * 5))  # step 5: still warming up
     assert early["found"] is None and "warming up" in early["text"]
 
 
@@ -239,28 +239,28 @@ def test_params_figure_per_augmentor_with_units_and_references():
     g = torch.Generator().manual_seed(0)
     affine = {"param.tx": torch.randn(64, generator=g), "param.ty": torch.randn(64, generator=g),
               "param.rotate": 10 * torch.randn(64, generator=g), "clean": torch.zeros(16, 1, 40, 40)}
-    fig = figures.params_figure(affine)
+    fig = augmentor.params_figure(affine)
     assert [t.type for t in fig.data] == ["scatter", "histogram"]
     assert np.allclose(fig.data[0].x, affine["param.tx"].numpy()) and "pixels" in fig.layout.xaxis.title.text
     assert "64 samples" in fig.layout.title.text
     box = fig.layout.shapes[0]  # the default translate bound: 15% of 40 px
     assert (box.x0, box.x1) == (-6, 6) and tuple(fig.layout.xaxis.range) == pytest.approx((-6.9, 6.9))
-    bounded = figures.params_figure(affine, {"affine": "translate:4,rotate:20"})
+    bounded = augmentor.params_figure(affine, {"affine": "translate:4,rotate:20"})
     assert bounded.layout.shapes[0].x1 == 4 and {s.x0 for s in bounded.layout.shapes[1:]} == {-20, 20}
     assert "±20" in bounded.layout.xaxis2.title.text and "degrees" in bounded.layout.xaxis2.title.text
-    mix = figures.params_figure({"param.weight": 0.2 * torch.rand(16), "param.partner": torch.arange(16).float()})
+    mix = augmentor.params_figure({"param.weight": 0.2 * torch.rand(16), "param.partner": torch.arange(16).float()})
     assert [t.name for t in mix.data] == ["weight"]  # the partner index is not histogrammed
     assert {s.x0 for s in mix.layout.shapes} == {0.0, 1.0} and mix.layout.xaxis.range[1] >= 1.0  # its maximum
     vae = {"param.latent_norm": torch.rand(8), "param.pixel_change": torch.rand(8) / 10,
            "clean": torch.full((8, 1, 40, 40), 51, dtype=torch.uint8)}
-    fig = figures.params_figure(vae, {"hard": "vae", "world": "thickness", "vae": "default"})
+    fig = augmentor.params_figure(vae, {"hard": "vae", "world": "thickness", "vae": "default"})
     assert sorted(t.name for t in fig.data) == ["latent_norm", "pixel_change"]
-    eps, size = figures.vae_latent({"hard": "vae", "world": "thickness"})
+    eps, size = augmentor.vae_latent({"hard": "vae", "world": "thickness"})
     assert 0.1 < eps < 10 and size == 400  # the shipped VAE: a 4 x 10 x 10 latent
     lines = sorted(s.x0 for s in fig.layout.shapes)
     assert lines == pytest.approx(sorted([0.2, eps * 20]))  # a clean image's brightness; the largest edit
-    assert figures.vae_latent({"hard": "vae", "vae": "some/folder"}) is None
-    assert figures.params_figure({"clean": torch.zeros(2, 1, 4, 4)}) is None
+    assert augmentor.vae_latent({"hard": "vae", "vae": "some/folder"}) is None
+    assert augmentor.params_figure({"clean": torch.zeros(2, 1, 4, 4)}) is None
 
 
 def test_signal_figures_1d():

@@ -27,7 +27,7 @@ from hard_core.checkpoint import checkpoint_parts, write_json
 from hard_core.runs import CHECKPOINT, RunReader, load_augmentor
 from hard_core.train.setup import dataset_for, load_teacher, teacher_path
 
-from .figures import hardness_reading
+from .augmentor import hardness_reading
 from .runs import finished, root
 
 DATASETS = {"mnist5k · canvas 40": ("mnist5k", 40), "mnist5k · canvas 28": ("mnist5k", 28),
@@ -144,7 +144,7 @@ def explore(label: str, augmentation: str, seed: int = 0, n: int = 8, run_dir: P
 
 
 def run_hardness(run_dir: Path | None) -> dict | None:
-    """The last hardness reading of a finished HARD run (`figures.hardness_reading`), or None."""
+    """The last hardness reading of a finished HARD run (`augmentor.hardness_reading`), or None."""
     if run_dir is None:
         return None
     reader = RunReader(run_dir)

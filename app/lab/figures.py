@@ -6,16 +6,14 @@ labels, a compact height and a fixed `uirevision`, so a user's zoom survives the
 """
 from __future__ import annotations
 
-import json
 import math
 
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from hard_core.assets import ASSETS, VAE_NAME
-from hard_core.augment.hard.affine import parse_dof
 from hard_core.worlds import WORLDS
+
 
 MAX_POINTS = 500  # per series: long runs are downsampled so the browser stays quick
 HEIGHT = 320
@@ -24,8 +22,6 @@ HEIGHT = 320
 PALETTE = ["#1f77b4", "#d9480f", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
            "#d62728"]
 WAITING_EVAL = "waiting for the first evaluation…"
-HARDNESS_FOUND = 1.2  # hardness at or above this after the warm-up: the augmentor found something
-HARDNESS_WARMUP = 100  # steps before the verdict: the augmentor starts wide, its first draws prove nothing
 KL_TOP = 1.0  # nats: the fixed top of every KL colour scale (an output that changed its mind lies above it)
 AXES = {"shift": ("dy", "dx"), "rotation-scale": ("angle", "scale")}  # rows, columns of a 2D grid
 AXIS_TITLES = {"dy": "dy (pixels, + = down)", "dx": "dx (pixels, + = right)", "angle": "rotation (degrees)",
@@ -56,7 +52,7 @@ def world_suite(config: dict) -> str:
     return world.suite if world is not None else "shift"
 
 
-def _layout(fig: go.Figure, title: str, revision: str, height: int = HEIGHT, **kw) -> go.Figure:
+def layout(fig: go.Figure, title: str, revision: str, height: int = HEIGHT, **kw) -> go.Figure:
     """Title, height and a legend outside the plot on the right (plotly makes room for it), so it never
     covers a line or an axis title."""
     fig.update_layout(title=dict(text=title, x=0, font=dict(size=15)), height=height, uirevision=revision,
@@ -71,7 +67,7 @@ def _empty(title: str, revision: str, note: str) -> go.Figure:
     fig.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=14))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, title, revision, height=160)
+    return layout(fig, title, revision, height=160)
 
 
 def loss_figure(events: list[dict]) -> go.Figure:
@@ -98,7 +94,7 @@ def loss_figure(events: list[dict]) -> go.Figure:
         fig.update_yaxes(title_text="KL: augmentor's disagreement,<br>teacher's consistency", secondary_y=True,
                          showgrid=False, tickmode="auto",
                          **loss_axis(values))
-    fig = _layout(fig, "Loss" + (" and HARD's game" if extras else ""), "loss", showlegend=bool(extras))
+    fig = layout(fig, "Loss" + (" and HARD's game" if extras else ""), "loss", showlegend=bool(extras))
     return fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom",
                                          font=dict(size=11)), margin=dict(t=80)) if extras else fig
 
@@ -111,50 +107,6 @@ def loss_axis(values: list) -> dict:
     if spread > 100:
         return dict(type="log", tickformat=".2~g", nticks=6)
     return dict(type="linear", tickformat=".3~g", nticks=6, rangemode="tozero", exponentformat="none")
-
-
-def hardness_reading(events: list[dict]) -> dict | None:
-    """The latest hardness of a HARD run in words: {"step", "value", "found", "text"}, where `found` is
-    None during the warm-up, then whether the augmentor made images clearly harder than the data
-    (hardness >= HARDNESS_FOUND, averaged over the last three readings). None for runs without one."""
-    steps = [e for e in events if e.get("kind") == "step" and "hardness" in (e.get("extra") or {})]
-    if not steps:
-        return None
-    last = [e["extra"]["hardness"] for e in steps[-3:] if e["extra"]["hardness"] is not None]
-    value, step = (sum(last) / len(last) if last else float("nan")), steps[-1]["step"]
-    meaning = (f"the student disagrees with the teacher {value:.2g}× as much on the augmented images as on "
-               "the same images clean")
-    if step < HARDNESS_WARMUP:
-        found, text = None, f"Hardness {value:.2f} at step {step}: {meaning} (the augmentor is still warming up)."
-    elif value >= HARDNESS_FOUND:
-        found, text = True, (f"Hardness {value:.2f} at step {step}: {meaning}. The augmentor has found where "
-                             "the student fails.")
-    else:
-        found, text = False, (f"Hardness {value:.2f} at step {step}: the augmented images are no harder for the "
-                              f"student than clean ones (below {HARDNESS_FOUND:g}). The augmentor has found "
-                              "nothing so far: this family may not express what the student lacks.")
-    return {"step": step, "value": value, "found": found, "text": text}
-
-
-def hardness_figure(events: list[dict]) -> go.Figure | None:
-    """HARD's hardness vs step: KL(T || S) on the augmented images over KL(T || S) on the same images clean,
-    with the line at 1 (no harder than the data) and the line where "found something" starts; the title
-    reads the latest value in words. None for runs without an augmentor."""
-    steps = downsample([e for e in events if e.get("kind") == "step" and "hardness" in (e.get("extra") or {})])
-    if not steps:
-        return None
-    reading = hardness_reading(events)
-    fig = go.Figure(go.Scatter(x=[e["step"] for e in steps], y=[e["extra"]["hardness"] for e in steps],
-                               name="hardness", mode="lines", line=dict(color=PALETTE[1], width=2)))
-    fig.add_hline(y=1.0, line=dict(color="grey", dash="dash"), annotation_text="1: as hard as the clean images",
-                  annotation_position="bottom right")
-    fig.add_hline(y=HARDNESS_FOUND, line=dict(color="grey", dash="dot"),
-                  annotation_text=f"{HARDNESS_FOUND:g}: the augmentor found something", annotation_position="top left")
-    fig.update_xaxes(title_text="step", rangemode="tozero")
-    fig.update_yaxes(title_text="KL on augmented / KL on clean", rangemode="tozero", tickformat=".2~g")
-    verdict = {None: "warming up", True: "found where the student fails", False: "found nothing so far"}
-    return _layout(fig, f"Hardness {reading['value']:.2f}: {verdict[reading['found']]}", "hardness", height=260,
-                   showlegend=False)
 
 
 def accuracy_figure(events: list[dict], focus: str = "shift", show: list[str] | None = None) -> go.Figure:
@@ -203,7 +155,7 @@ def accuracy_figure(events: list[dict], focus: str = "shift", show: list[str] | 
     numbers = ", ".join(f"{s} {last[s]:.0%}" for s in suites if s in shown and last.get(s) is not None)
     title = (f"Final accuracy at step {end}: {numbers}" if over else "Accuracy: student (lines) vs teacher (dashed)")
     fig.update_layout(legend_title_text="suite (click)")
-    return _layout(fig, title, "accuracy")
+    return layout(fig, title, "accuracy")
 
 
 def _axis(snapshot: dict, grid: str, name: str) -> list[float]:
@@ -228,7 +180,7 @@ def invariance_figure(snapshot: dict, grid: str = "shift", metric: str = "acc") 
                                      line=dict(color=colour, dash=dash)))
         fig.update_xaxes(title_text=AXIS_TITLES.get(names[0], names[0]) if names else "cell")
         fig.update_yaxes(title_text=METRICS.get(metric, metric), **({"range": [0, 1.02]} if metric == "acc" else {}))
-        return _layout(fig, title, f"invariance-{grid}-{metric}")
+        return layout(fig, title, f"invariance-{grid}-{metric}")
     rows, cols = AXES.get(grid, ("row", "column"))
     y = _axis(snapshot, grid, rows) if f"invariance.{grid}.axis.{rows}" in snapshot else None
     x = _axis(snapshot, grid, cols) if f"invariance.{grid}.axis.{cols}" in snapshot else None
@@ -249,102 +201,8 @@ def invariance_figure(snapshot: dict, grid: str = "shift", metric: str = "acc") 
     bar = dict(title=dict(text=COLOURBARS.get(metric, metric), side="right"), tickvals=[t * top for t in ticks],
                ticktext=([f"{t:.0%}" for t in ticks] if metric == "acc"
                          else [f"{t * top:g}" for t in ticks[:-1]] + [f"≥ {top:g}"]))
-    return _layout(fig, title, f"invariance-{grid}-{metric}",
+    return layout(fig, title, f"invariance-{grid}-{metric}",
                    coloraxis=dict(cmin=0, cmax=top, colorscale=scale, colorbar=bar))
-
-
-# name -> (axis title with units, what its extremes mean)
-PARAMS = {"tx": "tx (pixels, + = right)", "ty": "ty (pixels, + = down)", "rotate": "rotation (degrees, + = counter-clockwise)",
-          "scale": "zoom − 1 (+ = larger)", "shear": "shear (fraction of the side)",
-          "weight": "partner's share of the image (0 = own image, 1 = the partner everywhere)",
-          "latent_norm": "‖latent edit‖ (L2 over the VAE latent)", "pixel_change": "mean |pixel change| (0-1 intensity)",
-          "gain": "gain: white − black (1 = unchanged, −1 = inverted)", "bias": "where black goes (0 = unchanged, 1 = white)"}
-
-
-def param_references(snapshot: dict, config: dict | None = None) -> dict[str, tuple[list[float], str]]:
-    """Per augmentor parameter, reference values to draw and what they mean: the affine bounds (from the
-    run's `affine` setting; the default translate bound without a config), the mixing weight's maximum, the
-    VAE's largest possible edit (every latent element at ±eps), the colour map's identity and inversion,
-    and a clean digit's mean brightness for the VAE's pixel change."""
-    refs: dict[str, tuple[list[float], str]] = {}
-    clean = snapshot.get("clean")
-    if clean is not None and clean.dim() == 4:
-        try:
-            bounds = parse_dof((config or {}).get("affine") or "translate", tuple(clean.shape[1:]))
-        except Exception:  # a config this lab cannot read: draw no bounds rather than fail the page
-            bounds = {}
-        for name, bound in bounds.items():
-            for key in (("tx", "ty") if name == "translate" else (name,)):
-                refs[key] = ([-bound, bound], f"bound ±{bound:g}")
-        ink = float(clean.float().mean()) / (255 if clean.dtype == torch.uint8 else 1)
-        refs["pixel_change"] = ([ink], f"a clean image's mean brightness ({ink:.2f})")
-    refs["weight"] = ([0.0, 1.0], "0 / maximum")
-    refs["gain"] = ([-1.0, 1.0], "inverted / unchanged")
-    refs["bias"] = ([0.0, 1.0], "unchanged / inverted")
-    latent = vae_latent(config or {})
-    if latent is not None:
-        eps, size = latent
-        refs["latent_norm"] = ([eps * size ** 0.5], f"largest edit: all {size} elements at ±eps = ±{eps:.2f}")
-    return refs
-
-
-def vae_latent(config: dict) -> tuple[float, int] | None:
-    """(eps, latent size) of the shipped VAE a HARD-vae run uses by default: eps is the bound on each
-    latent element (the VAE's latent std, `hard_core.vae.latent_scale`); None for another VAE."""
-    if config.get("hard") != "vae" or config.get("vae", "default") != "default":
-        return None
-    world = WORLDS.get(config.get("world") or "shift")
-    card = ASSETS / f"{(world.vae if world and world.vae else VAE_NAME)}.json"
-    try:
-        info = json.loads(card.read_text())
-        std, factor = info["config"].get("latents_std"), info["config"]["scaling_factor"]
-        eps = sum(std) / len(std) if std else 1.0 / float(factor)
-        return float(eps), int(math.prod(info["latent_shape"]))
-    except (OSError, KeyError, ValueError, TypeError):
-        return None
-
-
-def params_figure(snapshot: dict, config: dict | None = None) -> go.Figure | None:
-    """What the augmentor chose for each augmented sample, with units and references: for the affine
-    augmentor a scatter of the translation (tx, ty) in pixels inside its bound, and a histogram per other
-    degree of freedom over its full range; for mix, colour and vae a histogram per parameter with its
-    range (see `param_references`). `config`: the run's config (bounds, world); None = the defaults.
-    None when the snapshot has no param.* keys (no HARD augmentor)."""
-    params = {k[len("param."):]: v.detach().float().cpu().flatten().tolist()
-              for k, v in snapshot.items() if k.startswith("param.")}
-    params.pop("partner", None)  # an index into the batch: not a quantity to histogram
-    if not params:
-        return None
-    refs = param_references(snapshot, config)
-    xy = "tx" in params and "ty" in params
-    panels = (["translation"] if xy else []) + [k for k in params if not (xy and k in ("tx", "ty"))]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.1)
-    for i, name in enumerate(panels, start=1):
-        if name == "translation":
-            fig.add_trace(go.Scatter(x=params["tx"], y=params["ty"], mode="markers", name="(tx, ty)",
-                                     marker=dict(size=6, opacity=0.6, color=PALETTE[1])), row=1, col=i)
-            b = refs.get("tx", ([0, 0], ""))[0][1] or max(max(map(abs, params["tx"] + params["ty"])), 1e-3)
-            fig.add_shape(type="rect", x0=-b, x1=b, y0=-b, y1=b, line=dict(color="grey", dash="dash"), row=1, col=i)
-            m = 1.15 * b  # the bound's box, 0 in the middle: how far the augmentor moves, at a glance
-            fig.update_xaxes(title_text=f"{PARAMS['tx']}; box: ±{b:g} px bound", range=[-m, m], row=1, col=i)
-            fig.update_yaxes(title_text=PARAMS["ty"], range=[m, -m], row=1, col=i)
-            continue
-        fig.add_trace(go.Histogram(x=params[name], name=name, nbinsx=20, marker=dict(color=PALETTE[i % 9])),
-                      row=1, col=i)
-        title = PARAMS.get(name, name)
-        if name in refs:
-            values, meaning = refs[name]
-            for v in values:
-                fig.add_vline(x=v, line=dict(color="grey", dash="dash"), row=1, col=i)
-            lo, hi = min(values + params[name]), max(values + params[name])
-            pad = 0.05 * (hi - lo or 1.0)
-            fig.update_xaxes(range=[min(lo, 0) - pad, hi + pad], row=1, col=i)
-            title += f"<br>dashed: {meaning}"
-        fig.update_xaxes(title_text=title, row=1, col=i)
-        fig.update_yaxes(title_text="samples", row=1, col=i)
-    n = len(next(iter(params.values())))
-    return _layout(fig, f"What the augmentor chose ({n} samples)", "params", showlegend=False,
-                   height=HEIGHT + 20)
 
 
 def _signal(x) -> list[float]:
@@ -367,7 +225,7 @@ def signals_figure(snapshot: dict, n: int = 4) -> go.Figure:
                                  showlegend=i == 0, line=dict(color=PALETTE[1], width=2)), row=1, col=i + 1)
         fig.update_xaxes(title_text="position", row=1, col=i + 1)
     fig.update_yaxes(title_text="value", range=[0, 1], row=1, col=1)
-    return _layout(fig, "What the student sees: clean vs augmented signals", "signals", height=280)
+    return layout(fig, "What the student sees: clean vs augmented signals", "signals", height=280)
 
 
 def disagreement_1d_figure(snapshot: dict, n: int = 4) -> go.Figure:
@@ -386,7 +244,7 @@ def disagreement_1d_figure(snapshot: dict, n: int = 4) -> go.Figure:
                                  showlegend=i == 0, line=dict(color=PALETTE[1], width=1.5)), row=1, col=i + 1)
         fig.update_xaxes(title_text="position", row=1, col=i + 1)
     fig.update_yaxes(title_text="relative |∂KL/∂x|", range=[0, 1.05], row=1, col=1)
-    return _layout(fig, "Where teacher and student disagree (per position)", "disagreement-1d", height=280)
+    return layout(fig, "Where teacher and student disagree (per position)", "disagreement-1d", height=280)
 
 
 def tstddev_figure(ranking: list[tuple[str, float]]) -> go.Figure:
@@ -398,7 +256,7 @@ def tstddev_figure(ranking: list[tuple[str, float]]) -> go.Figure:
                            hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
     fig.update_xaxes(title_text="T. stddev of the teacher's mean prediction (lower = better)", rangemode="tozero")
     fig.update_yaxes(title_text="augmentation", autorange="reversed")
-    return _layout(fig, "Standard augmentations ranked by T. stddev", "tstddev", height=max(HEIGHT, 40 * len(names)))
+    return layout(fig, "Standard augmentations ranked by T. stddev", "tstddev", height=max(HEIGHT, 40 * len(names)))
 
 
 def softmax(logits: list[float], temperature: float = 1.0) -> list[float]:
@@ -419,4 +277,4 @@ def temperature_figure(logits: list[float], temperature: float) -> go.Figure:
                             marker=dict(color=PALETTE[1]))])
     fig.update_xaxes(title_text="class", type="category", tickmode="array", tickvals=classes)  # every class
     fig.update_yaxes(title_text="probability", range=[0, 1])
-    return _layout(fig, f"Teacher's softmax at temperature T = {temperature:g}", "temperature", barmode="group")
+    return layout(fig, f"Teacher's softmax at temperature T = {temperature:g}", "temperature", barmode="group")

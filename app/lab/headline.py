@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from hard_core.worlds import WORLDS
 
-from .figures import AXES, AXIS_TITLES, PALETTE, _layout, downsample, latest
+from .figures import AXES, AXIS_TITLES, PALETTE, layout, downsample, latest
 from .live import RunView
 
 COLOURS = {"teacher": "#555555", "kd": PALETTE[0], "run": PALETTE[1]}
@@ -92,7 +92,7 @@ def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str) -> g
                          for k, m in maps.items()])
         fig.update_xaxes(title_text=AXIS_TITLES["shift"])
         fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
-        return _layout(fig, title, f"headline-{grid}", height=300)
+        return layout(fig, title, f"headline-{grid}", height=300)
     rows, cols = AXES[grid]
     y, x = _axis(ref, grid, rows), _axis(ref, grid, cols)
     order = ("teacher", "kd", "run")
@@ -110,7 +110,7 @@ def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str) -> g
         fig.update_xaxes(title_text=AXIS_TITLES.get(cols, cols), row=1, col=i)
     fig.update_yaxes(title_text=AXIS_TITLES.get(rows, rows), row=1, col=1)
     fig.update_yaxes(autorange="reversed" if grid == "shift" else True)
-    return _layout(fig, title, f"headline-{grid}", height=300,
+    return layout(fig, title, f"headline-{grid}", height=300,
                    coloraxis=dict(cmin=0, cmax=1, colorscale="Viridis",
                                   colorbar=dict(title=dict(text="accuracy"), thickness=12)))
 
@@ -135,7 +135,7 @@ def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | N
     total = int(cfg.get("steps") or 0)
     fig.update_xaxes(title_text="step", range=[0, total] if total else None)
     fig.update_yaxes(title_text=f"accuracy on {suite}", range=[0, 1.02])
-    _layout(fig, f"Out of domain: {suite}", "headline-curves", height=300)
+    layout(fig, f"Out of domain: {suite}", "headline-curves", height=300)
     return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hard_core.worlds import WORLDS
 
-from .figures import HARDNESS_FOUND
+from .augmentor import HARDNESS_FOUND
 
 # family -> (its world, what it does there and what to watch)
 HARD_STORIES = {
@@ -54,7 +54,7 @@ def intro(hard: str | None, world: str | None, augment: str | None = "none") -> 
 
 
 def augmentor_verdict(reading: dict | None) -> str:
-    """One sentence on whether a HARD augmentor found anything, from `figures.hardness_reading`; "" for
+    """One sentence on whether a HARD augmentor found anything, from `augmentor.hardness_reading`; "" for
     runs without an augmentor."""
     if reading is None:
         return ""

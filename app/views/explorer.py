@@ -7,7 +7,7 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from hard_core.runs import run_config
-from lab import explore, figures, images, runs, stories
+from lab import augmentor, explore, figures, images, runs, stories
 
 st.title("Augmentation explorer")
 st.caption("Pick a data set and an augmentation: the top row shows test images as they are, the row "
@@ -47,7 +47,7 @@ if augmentation != explore.HARD or run_dir is not None:
         else:
             st.image(images.gallery(shown.snapshot, n=8), caption=shown.note)
         config = run_config(run_dir).model_dump() if run_dir is not None else None
-        params = figures.params_figure(shown.snapshot, config)
+        params = augmentor.params_figure(shown.snapshot, config)
         if params is not None:
             st.plotly_chart(params, key="x_params")
             st.caption(f"The augmentor's choices on {explore.PARAM_SAMPLES} test images. "

@@ -10,7 +10,7 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from hard_core.runs import RunReader, read_control
-from lab import figures, headline, images, runs, stories
+from lab import augmentor, figures, headline, images, runs, stories
 from lab.live import RunView, eta_text, teacher_choices, world_text
 from lab.scheduler import LIVE
 from lab.widgets import apply_preset, current_run, invariance_view, owner_key, run_form
@@ -108,7 +108,7 @@ def show(view: RunView, twin: RunView | None) -> None:
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.loss_figure(view.events), key="loss")
     c2.plotly_chart(figures.accuracy_figure(view.events, figures.world_suite(view.reader.config())), key="accuracy")
-    hardness, reading = figures.hardness_figure(view.events), figures.hardness_reading(view.events)
+    hardness, reading = augmentor.hardness_figure(view.events), augmentor.hardness_reading(view.events)
     if hardness is not None:
         st.plotly_chart(hardness, key="hardness")
         st.caption(reading["text"])
@@ -126,7 +126,7 @@ def show(view: RunView, twin: RunView | None) -> None:
         st.plotly_chart(figures.signals_figure(snap), key="signals")
     else:
         st.image(view.picture("gallery", at, lambda: images.gallery(snap)), caption=stories.gallery_caption(reading))
-    params = figures.params_figure(snap, view.reader.config())
+    params = augmentor.params_figure(snap, view.reader.config())
     if params is not None:
         st.plotly_chart(params, key="params")
     if probe is None:
