@@ -8,22 +8,9 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
-
-
-@pytest.fixture
-def lab_env(tmp_path, monkeypatch):
-    """A private runs folder and a fresh scheduler; every process it started is stopped afterwards."""
-    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("HARD_LAB_MAX_RUNS", "1")
-    from lab import runs
-
-    runs.shutdown()
-    yield tmp_path / "runs"
-    runs.shutdown()
 
 
 def app(**query) -> AppTest:
@@ -50,7 +37,7 @@ def accuracy_points(at: AppTest) -> int:
     return sum(len(t.get("y") or []) for c in acc for t in c["data"])
 
 
-def test_start_runs_a_session_whose_events_reach_the_page(lab_env):
+def test_start_runs_a_session_whose_events_reach_the_page(lab_runs):
     at = app()
     assert not at.exception and at.title[0].value == "Live training"
     assert "Start" in at.info[0].value  # the first-time visitor is told what to do
@@ -58,21 +45,21 @@ def test_start_runs_a_session_whose_events_reach_the_page(lab_env):
     at.sidebar.number_input(key="f_steps").set_value(120)
     at.sidebar.button[0].click().run()
     run_id = at.query_params["run"]
-    assert (lab_env / run_id / "lab.json").is_file()
+    assert (lab_runs / run_id / "lab.json").is_file()
     wait_for(at, lambda a: len(a.get("image")) >= 1 and accuracy_points(a) > 0)
     assert not at.exception
     assert any("augmented" in (i.proto.imgs[0].caption if i.proto.imgs else "") for i in at.get("image"))
     # the controls belong to this session: a knob change, then Stop, reach the run
     [n for n in at.number_input if n.label == "λ"][0].set_value(0.5)
     [b for b in at.button if b.label == "Apply"][0].click().run()
-    assert json.loads((lab_env / run_id / "control.json").read_text())["hard_lambda"] == 0.5
+    assert json.loads((lab_runs / run_id / "control.json").read_text())["hard_lambda"] == 0.5
     stop = [b for b in at.button if b.label == "Stop"][0]
     stop.click().run()
-    wait_for(at, lambda a: json.loads((lab_env / run_id / "status.json").read_text())["state"]
+    wait_for(at, lambda a: json.loads((lab_runs / run_id / "status.json").read_text())["state"]
              in ("stopped", "finished"), timeout=60)
 
 
-def test_bad_values_are_refused_next_to_the_field(lab_env):
+def test_bad_values_are_refused_next_to_the_field(lab_runs):
     at = app()
     at.sidebar.number_input(key="f_steps").set_value(0).run()
     errors = [e.value for e in at.sidebar.error]
@@ -83,10 +70,10 @@ def test_bad_values_are_refused_next_to_the_field(lab_env):
     assert any("greater than 0" in e.value for e in at.sidebar.error)
     at.sidebar.number_input(key="f_T").set_value(4.0).run()
     assert not at.sidebar.error and not [b for b in at.sidebar.button if b.label == "Start"][0].disabled
-    assert not list(lab_env.glob("*/lab.json"))  # nothing was started
+    assert not list(lab_runs.glob("*/lab.json"))  # nothing was started
 
 
-def test_two_sessions_are_isolated_and_a_refresh_reattaches(lab_env, monkeypatch):
+def test_two_sessions_are_isolated_and_a_refresh_reattaches(lab_runs, monkeypatch):
     from lab import widgets
 
     owner = app()
@@ -102,7 +89,7 @@ def test_two_sessions_are_isolated_and_a_refresh_reattaches(lab_env, monkeypatch
     monkeypatch.setattr(widgets, "browser_cookie", lambda: key)  # the owner's browser sends its cookie
     refreshed = app(run=run_id)  # the owner's tab, reloaded
     assert [b for b in refreshed.button if b.label == "Stop"]
-    assert not (lab_env / run_id / "lab.json").read_text().count('"twin"')  # the twin was switched off
+    assert not (lab_runs / run_id / "lab.json").read_text().count('"twin"')  # the twin was switched off
     wait_for(refreshed, lambda a: "finished" in " ".join(p.proto.text for p in a.get("progress")), timeout=120)
 
 
@@ -110,13 +97,13 @@ def headline_text(at: AppTest) -> str:
     return " ".join(m.value for m in at.markdown if m.value.startswith("####"))
 
 
-def test_start_trains_the_kd_twin_and_the_headline_compares_them(lab_env):
+def test_start_trains_the_kd_twin_and_the_headline_compares_them(lab_runs):
     at = app()
     at.sidebar.number_input(key="f_steps").set_value(60)
     at.sidebar.button[0].click().run()
     run_id = at.query_params["run"]
-    twin = json.loads((lab_env / run_id / "lab.json").read_text())["twin"]
-    twin_lab = json.loads((lab_env / twin / "lab.json").read_text())
+    twin = json.loads((lab_runs / run_id / "lab.json").read_text())["twin"]
+    twin_lab = json.loads((lab_runs / twin / "lab.json").read_text())
     assert twin_lab["background"] and twin_lab["config"]["hard"] == "none" and twin_lab["config"]["steps"] == 60
     # the verdict: the HARD student, the KD twin and the teacher on the world's suite, as numbers
     wait_for(at, lambda a: re.search(r"HARD student: shift \d+% \(KD twin \d+%, teacher \d+%\)", headline_text(a)),
@@ -131,16 +118,16 @@ def test_start_trains_the_kd_twin_and_the_headline_compares_them(lab_env):
     at.switch_page("views/live.py").run()
     assert at.query_params["run"] == run_id and "KD twin" in headline_text(at)
     # the same configuration again: the twin is reused, not trained twice
-    wait_for(at, lambda a: json.loads((lab_env / twin / "status.json").read_text())["state"] == "finished", 120)
+    wait_for(at, lambda a: json.loads((lab_runs / twin / "status.json").read_text())["state"] == "finished", 120)
     at.sidebar.number_input(key="f_steps").set_value(60)  # the form is drawn afresh after the visit
     at.sidebar.button[0].click().run()
     again = at.query_params["run"]
-    assert again != run_id and json.loads((lab_env / again / "lab.json").read_text())["twin"] == twin
-    assert sum(json.loads(p.read_text()).get("background", False) for p in lab_env.glob("*/lab.json")) == 1
+    assert again != run_id and json.loads((lab_runs / again / "lab.json").read_text())["twin"] == twin
+    assert sum(json.loads(p.read_text()).get("background", False) for p in lab_runs.glob("*/lab.json")) == 1
     [b for b in at.button if b.label == "Stop"][0].click().run()
 
 
-def test_learn_page_presets_fill_the_live_form(lab_env):
+def test_learn_page_presets_fill_the_live_form(lab_runs):
     at = app()
     at.switch_page("views/learn.py").run()
     assert not at.exception and at.title[0].value.startswith("Learn")
@@ -155,14 +142,14 @@ def test_learn_page_presets_fill_the_live_form(lab_env):
     assert colour.sidebar.selectbox(key="f_hard").value == "colour"
 
 
-def test_a_1d_run_from_the_cli_opens_read_only_with_line_plots(lab_env):
+def test_a_1d_run_from_the_cli_opens_read_only_with_line_plots(lab_runs):
     """mnist1d: the same views as line plots (signals, per-position disagreement, shift-invariance
     curves); a run started outside the lab (no lab.json) is read-only."""
     from hard_core.config import RunConfig
     from hard_core.runs import run_to_dir
 
     run_to_dir(RunConfig(dataset="mnist1d", teacher="default", student="mlp", hard="affine", steps=20,
-                         eval_every=10, snapshot_every=10, probe_every=10, suites="shift:8"), lab_env / "cli-1d")
+                         eval_every=10, snapshot_every=10, probe_every=10, suites="shift:8"), lab_runs / "cli-1d")
     at = app(run="cli-1d")
     assert not at.exception and not at.get("image")  # no image grids for signals
     titles = [json.dumps(json.loads(c.proto.spec)["layout"].get("title", "")) for c in at.get("plotly_chart")]
