@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import KNOBS
+from ..data.stream import shard
 from ..errors import UserError
 
 STATES = ("run", "pause", "stop")
@@ -106,7 +107,7 @@ class Dist:
 
     def shard(self, indices: Tensor) -> Tensor:
         """This rank's contiguous part of the global batch `indices`."""
-        return indices if not self.enabled else indices.tensor_split(self.world)[self.rank]
+        return shard(indices, self.rank, self.world)
 
     def seed(self, base: int) -> int:
         """Per-rank RNG seed for step randomness; rank 0 of any world (and a single process) uses `base`."""
