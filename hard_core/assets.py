@@ -6,6 +6,7 @@ a world with a teacher of its own adds its name (`teacher-mnist5k-c40-rotation`)
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import UserError
@@ -28,3 +29,17 @@ def shipped_teacher(dataset: str, canvas: int | None, world: str = "") -> Path:
     raise UserError(f"--teacher default: no shipped teacher for {dataset}"
                     + (f" at canvas {canvas}" if canvas else "") + (f" in the {world} world" if world else "")
                     + f" (shipped: {', '.join(have) or 'none'}); pretrain one and pass its run directory")
+
+
+def cache_dir() -> Path:
+    """Where the engine keeps what it computed once and reuses (e.g. a teacher's reference): $HARD_CACHE,
+    else $XDG_CACHE_HOME/hard_core, else ~/.cache/hard_core. Created by whoever writes to it."""
+    if os.environ.get("HARD_CACHE"):
+        return Path(os.environ["HARD_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hard_core"
+
+
+def kept(name: str) -> list[Path]:
+    """Where a computed file `name` is looked for, in order: shipped (`assets/cache/`, so a fresh clone
+    has it at once), then `cache_dir()`, where it is written when computed."""
+    return [ASSETS / "cache" / name, cache_dir() / name]

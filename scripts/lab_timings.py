@@ -11,8 +11,10 @@ cadence) twice, in turn:
        once the warm standby engine had a few seconds to load; by default with the KD twin (a first
        Start on a fresh lab trains it; later Starts reuse it).
 and prints per pair: Start -> first augmented images (browser), training time to the last step
-(events' elapsed_s), steps/s, the longest interval between logged steps (every 10 steps: a stall shows
-as a long one), and the lab's cost = lab time / CLI time - 1; then the medians over the pairs.
+(events' elapsed_s), steps/s, the longest interval between logged steps (every 10 steps) and the stall
+in it (the longest minus the median interval: time in which training did not advance at its pace), and
+the lab's cost = lab time / CLI time - 1; then the medians over the pairs. Start -> first images is
+broken down by when the lab queued the run, started its engine, and the engine wrote its first snapshot.
 Everything it starts is stopped by PID. The machine is shared: quote medians, say how loaded it was.
 """
 from __future__ import annotations
@@ -85,7 +87,9 @@ def step_times(run_dir: Path) -> dict:
     steps = [e for e in map(json.loads, (run_dir / "events.jsonl").open()) if e.get("kind") == "step"]
     t = [e["elapsed_s"] for e in steps]
     gaps = [b - a for a, b in zip(t, t[1:])]
-    return {"time": t[-1], "rate": steps[-1]["step"] / t[-1], "gap": max(gaps), "median_gap": statistics.median(gaps)}
+    median = statistics.median(gaps)
+    return {"time": t[-1], "rate": steps[-1]["step"] / t[-1], "gap": max(gaps), "median_gap": median,
+            "stall": max(gaps) - median}
 
 
 def cli_run(out: Path) -> dict:
@@ -105,7 +109,7 @@ def lab_run(runs: Path, twin: bool, warm_s: float) -> dict:
         if not twin:
             page.get_by_text("Also train its plain-KD twin").click()
         page.wait_for_timeout(warm_s * 1000)  # the standby engine loads torch and the digits meanwhile
-        t0 = time.perf_counter()
+        t0, w0 = time.perf_counter(), time.time()
         page.get_by_role("button", name="Start").click()
         page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)
         first = time.perf_counter() - t0
@@ -114,7 +118,10 @@ def lab_run(runs: Path, twin: bool, warm_s: float) -> dict:
         page.get_by_text("finished · step").first.wait_for(timeout=900_000)
         b.close()
         (run_dir,) = [d.parent for d in runs.glob("*/lab.json") if not json.loads(d.read_text()).get("background")]
-        return {**step_times(run_dir), "first": first, "eta": eta.strip()}
+        lab = json.loads((run_dir / "lab.json").read_text())
+        first_snapshot = min(p.stat().st_mtime for p in (run_dir / "snapshots").iterdir())
+        where = {"queued": lab["created"] - w0, "started": lab["started"] - w0, "written": first_snapshot - w0}
+        return {**step_times(run_dir), "first": first, "eta": eta.strip(), "where": where}
 
 
 def main(argv=None) -> None:
@@ -133,16 +140,19 @@ def main(argv=None) -> None:
             lab = lab_run(Path(tmp) / "runs", args.twin, args.warm)
         cost = lab["time"] / cli["time"] - 1
         rows.append((cli, lab, cost))
-        print(f"pair {i + 1}: Start -> first images {lab['first']:.1f} s (1 s later: {lab['eta']!r}) | "
+        print(f"pair {i + 1}: Start -> first images {lab['first']:.1f} s (run queued at "
+              + ", started at ".join(f"{lab['where'][k]:.1f}" for k in ("queued", "started"))
+              + f" s, first snapshot written at {lab['where']['written']:.1f} s; 1 s later: {lab['eta']!r}) | "
               f"CLI {cli['time']:.1f} s, {cli['rate']:.1f} steps/s, longest interval {cli['gap']:.2f} s | "
               f"lab {lab['time']:.1f} s, {lab['rate']:.1f} steps/s, longest interval {lab['gap']:.2f} s "
-              f"(median {lab['median_gap']:.2f} s) | lab cost {100 * cost:+.0f}% | "
+              f"(median {lab['median_gap']:.2f} s: a stall of {lab['stall']:.2f} s) | lab cost {100 * cost:+.0f}% | "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
     med = statistics.median
     print(f"median over {len(rows)}: Start -> first images {med(r[1]['first'] for r in rows):.1f} s; "
           f"CLI {med(r[0]['rate'] for r in rows):.1f} steps/s; lab {med(r[1]['rate'] for r in rows):.1f} steps/s; "
-          f"lab cost {100 * med(r[2] for r in rows):+.0f}%; longest interval between logged steps in the lab "
-          f"{med(r[1]['gap'] for r in rows):.2f} s (worst {max(r[1]['gap'] for r in rows):.2f} s)")
+          f"lab cost {100 * med(r[2] for r in rows):+.0f}%; longest stall in the lab (longest interval between "
+          f"logged steps - their median) {med(r[1]['stall'] for r in rows):.2f} s "
+          f"(worst {max(r[1]['stall'] for r in rows):.2f} s)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,13 @@ import torch
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The engine's cache (teacher references) in the test session's temporary folder, not the user's;
+    processes the tests start inherit it."""
+    os.environ["HARD_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def mnist_teacher(tmp_path_factory):
     """A CNN teacher for mnist5k at canvas 28, pretrained by the CLI once per test session."""

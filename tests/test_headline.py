@@ -50,6 +50,7 @@ def test_maps_share_one_accuracy_scale_and_curves_hold_both_students():
     curves = headline.curves_figure(CFG, evals(50, 0.3, teacher=0.98) + evals(100, 0.8), evals(50, 0.2))
     lines = {t.name: list(t.y) for t in curves.data}
     assert lines == {"KD twin": [0.2], "HARD student": [0.3, 0.8]}
+    assert headline.curves_figure(CFG, evals(0, 0.98, teacher=0.98)[:1], []) is None  # the page says it waits
 
 
 def test_the_twin_is_plain_kd_with_the_same_world_seed_and_steps():

@@ -21,7 +21,8 @@ HEIGHT = 320
 # marks the story's line: the student on the world's suite)
 PALETTE = ["#1f77b4", "#d9480f", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
            "#d62728"]
-WAITING_EVAL = "waiting for the first evaluation…"
+# what a page says in place of an empty chart (which means nothing, and costs the browser as much to draw)
+WAITING_STEPS, WAITING_EVAL = "waiting for the first steps…", "waiting for the first evaluation…"
 KL_TOP = 1.0  # nats: the fixed top of every KL colour scale (an output that changed its mind lies above it)
 AXES = {"shift": ("dy", "dx"), "rotation-scale": ("angle", "scale")}  # rows, columns of a 2D grid
 AXIS_TITLES = {"dy": "dy (pixels, + = down)", "dx": "dx (pixels, + = right)", "angle": "rotation (degrees)",
@@ -61,21 +62,12 @@ def layout(fig: go.Figure, title: str, revision: str, height: int = HEIGHT, **kw
     return fig
 
 
-def _empty(title: str, revision: str, note: str) -> go.Figure:
-    """A figure that says what it waits for, with no axes: empty axes mean nothing."""
-    fig = go.Figure()
-    fig.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=14))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return layout(fig, title, revision, height=160)
-
-
-def loss_figure(events: list[dict]) -> go.Figure:
+def loss_figure(events: list[dict]) -> go.Figure | None:
     """Student loss vs step; for HARD runs also the augmentor's disagreement and the teacher's consistency
-    term (from each step event's "extra") on a second y axis."""
+    term (from each step event's "extra") on a second y axis. None before the first step event."""
     steps = downsample([e for e in events if e.get("kind") == "step"])
     if not steps:
-        return _empty("Loss", "loss", "waiting for the first steps…")
+        return None
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x = [e["step"] for e in steps]
     fig.add_trace(go.Scatter(x=x, y=[e["loss"] for e in steps], name="student loss (KD)", mode="lines",
@@ -109,17 +101,17 @@ def loss_axis(values: list) -> dict:
     return dict(type="linear", tickformat=".3~g", nticks=6, rangemode="tozero", exponentformat="none")
 
 
-def accuracy_figure(events: list[dict], focus: str = "shift", show: list[str] | None = None) -> go.Figure:
+def accuracy_figure(events: list[dict], focus: str = "shift", show: list[str] | None = None) -> go.Figure | None:
     """Student accuracy per test suite vs step, the teacher's as a dashed level in the same colour.
 
     Shown: `show` (default: "test" and the world's suite `focus`); the other suites sit in the legend, one
     click away. The student on `focus` is the thick orange line the story is about, and every shown line
     ends in its latest number (the final numbers once the run is over). One legend entry per suite toggles
-    the student's line and the teacher's level together."""
+    the student's line and the teacher's level together. None before the first evaluation."""
     evals = downsample([e for e in events if e.get("kind") == "eval" and e.get("model") == "student"])
     teacher = latest(events, "eval", model="teacher")
     if not evals:
-        return _empty("Accuracy", "accuracy", WAITING_EVAL)
+        return None
     suites = list(dict.fromkeys(s for e in evals for s in e.get("acc", {})))
     suites.sort(key=lambda s: (s != focus, s != "test"))  # the story's suite, then test, then the others
     shown = set(show if show is not None else ("test", focus))

@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from hard_core.worlds import WORLDS
 
-from .figures import AXES, AXIS_TITLES, PALETTE, layout, downsample, latest
+from .figures import AXES, AXIS_TITLES, PALETTE, WAITING_EVAL, layout, downsample, latest
 from .live import RunView
 
 COLOURS = {"teacher": "#555555", "kd": PALETTE[0], "run": PALETTE[1]}
@@ -115,8 +115,9 @@ def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str) -> g
                                   colorbar=dict(title=dict(text="accuracy"), thickness=12)))
 
 
-def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | None) -> go.Figure:
-    """Both students' accuracy on the world's suite vs step, and the teacher's as a dashed level."""
+def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | None) -> go.Figure | None:
+    """Both students' accuracy on the world's suite vs step, and the teacher's as a dashed level; None
+    before either has been evaluated."""
     suite = world_suite(cfg)
     fig = go.Figure()
     for name, events, colour in (("KD twin", twin_events, COLOURS["kd"]), (run_label(cfg), run_events, COLOURS["run"])):
@@ -130,8 +131,7 @@ def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | N
         fig.add_hline(y=teacher, line=dict(color=COLOURS["teacher"], dash="dash"), annotation_text="teacher",
                       annotation_position="bottom right")
     if not fig.data:
-        fig.add_annotation(text="waiting for the first evaluation…", showarrow=False, xref="paper", yref="paper",
-                           x=0.5, y=0.5)
+        return None
     total = int(cfg.get("steps") or 0)
     fig.update_xaxes(title_text="step", range=[0, total] if total else None)
     fig.update_yaxes(title_text=f"accuracy on {suite}", range=[0, 1.02])
@@ -152,7 +152,9 @@ def panel(view: RunView, twin: RunView | None) -> None:
         st.markdown(f"#### {verdict(cfg, view.events, twin_events)}")
         run_probe, twin_probe = view.latest_probe(), twin.latest_probe() if twin is not None else None
         left, right = st.columns([3, 1.3])
-        fig = maps_figure(run_probe, twin_probe, grid, label)
+        probed = tuple(p["_step"] if p is not None else None for p in (run_probe, twin_probe))
+        fig = view.drawn(("headline-maps", twin is not None), probed,
+                         lambda: maps_figure(run_probe, twin_probe, grid, label))
         if fig is None:
             left.caption("The invariance maps come at the first probe step.")
         else:
@@ -166,4 +168,9 @@ def panel(view: RunView, twin: RunView | None) -> None:
             m2.metric(f"KD twin · {suite}", percent(kd), help=f"run {twin.run_id}: plain KD, same world, seed, steps")
         m3.metric(f"{label} · {suite}", percent(mine),
                   delta=f"{100 * (mine - kd):+.0f} pts vs KD" if mine is not None and kd is not None else None)
-        right.plotly_chart(curves_figure(cfg, view.events, twin_events), key="headline_curves")
+        evals = (view.count("eval"), twin.count("eval") if twin is not None else None)
+        curves = view.drawn("headline-curves", evals, lambda: curves_figure(cfg, view.events, twin_events))
+        if curves is None:
+            right.caption(f"Out of domain ({suite}): {WAITING_EVAL}")
+        else:
+            right.plotly_chart(curves, key="headline_curves")

@@ -78,13 +78,19 @@ def set_status(d: Path, **changes) -> None:
 
 
 def lower_priority(pid: int) -> None:
-    """Give process `pid` (just started, before torch starts its threads) the lowest CPU priority. With
-    Linux's autogroups a process in its own session competes as its session's group, so that group's nice
-    is lowered too (/proc/<pid>/autogroup); otherwise nice alone would change nothing."""
+    """Give process `pid` (just started, before torch starts its threads) the lowest CPU priority for good."""
     os.setpriority(os.PRIO_PROCESS, pid, BACKGROUND_NICE)
+    group_priority(pid, BACKGROUND_NICE)
+
+
+def group_priority(pid: int, nice: int) -> None:
+    """Set the nice value of process `pid`'s autogroup. With Linux's autogroups a process in its own
+    session competes as its session's group, so the group's nice is what counts (the process's own nice
+    only orders it within the group); and unlike its own, an unprivileged user may raise it back to 0.
+    Without autogroups (or not on Linux) this does nothing."""
     try:
-        Path(f"/proc/{pid}/autogroup").write_text(str(BACKGROUND_NICE))
-    except OSError:  # not Linux, or no autogroups: the process's own nice is what counts
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError:
         pass
 
 
@@ -232,12 +238,16 @@ class Scheduler:
             preload = ["--preload", self.preload] if self.preload else []
             self._spare = _engine([sys.executable, "-m", "app.lab.standby", *preload], stdout=subprocess.DEVNULL,
                                   stdin=subprocess.PIPE)
+            # it loads at the lowest priority: a run that just started (the one that took the last warm
+            # process) keeps the CPU; it gets normal priority back with its run (`_hand_to_spare`)
+            group_priority(self._spare.pid, BACKGROUND_NICE)
 
     def _hand_to_spare(self, argv: list[str], log: Path) -> subprocess.Popen | None:
         """Give the run to the warm process, if there is a live one; None otherwise."""
         spare, self._spare = self._spare, None
         if spare is None or spare.poll() is not None:
             return None
+        group_priority(spare.pid, 0)
         try:
             spare.stdin.write((json.dumps({"argv": argv, "log": str(log)}) + "\n").encode())
             spare.stdin.close()

@@ -165,11 +165,21 @@ def lab_limits(cfg: RunConfig, label: str) -> dict[str, str]:
     return problems
 
 
-def invariance_view(maps: dict, key: str, measures: dict[str, str]) -> None:
+def chart(where, fig, key: str, waiting: str) -> None:
+    """A plotly chart in `where` (st or a column), or while `fig` is None the line `waiting` in its place."""
+    if fig is None:
+        where.caption(waiting)
+    else:
+        where.plotly_chart(fig, key=key)
+
+
+def invariance_view(maps: dict, key: str, measures: dict[str, str], drawn=None) -> None:
     """Radios for the grid and the measure (value -> label), then the teacher and student invariance maps
-    side by side. `maps` holds snapshot-style `invariance.<grid>.<model>.<measure>` tensors."""
+    side by side. `maps` holds snapshot-style `invariance.<grid>.<model>.<measure>` tensors. drawn: keeps
+    the figure, `drawn(name, draw)` (a live page's `RunView.drawn` at the maps' step), else drawn each time."""
     grids = [g for g in ("shift", "rotation-scale") if any(k.startswith(f"invariance.{g}.teacher.") for k in maps)]
     g1, g2 = st.columns(2)
     grid = g1.radio("Grid", grids, horizontal=True, key=f"{key}_grid")
     metric = g2.radio("Measure", list(measures), horizontal=True, key=f"{key}_metric", format_func=measures.get)
-    st.plotly_chart(figures.invariance_figure(maps, grid, metric), key=f"{key}_invariance")
+    draw = lambda: figures.invariance_figure(maps, grid, metric)  # noqa: E731
+    st.plotly_chart(drawn(("invariance", grid, metric), draw) if drawn else draw(), key=f"{key}_invariance")

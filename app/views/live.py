@@ -1,9 +1,9 @@
 """Live training: configure a distillation run, start it, and watch HARD work while it trains.
 
 The run is a separate engine process writing a run directory; this page only reads it (in a fragment,
-every second until the first images, then every 2 s) and writes control requests. The run's id is in
-the URL (`?run=`) and in the session, so a refresh, a second tab, a crashed page or a visit to another
-page finds it again. Start also queues the run's plain-KD twin (unless switched off); the headline at
+every 0.5 s until the first images are drawn, then every 2 s) and writes control requests. The run's id
+is in the URL (`?run=`) and in the session, so a refresh, a second tab, a crashed page or a visit to
+another page finds it again. Start also queues the run's plain-KD twin (unless switched off); the headline at
 the top compares the two.
 """
 import streamlit as st
@@ -13,7 +13,7 @@ from hard_core.runs import RunReader, read_control
 from lab import augmentor, figures, headline, images, runs, stories
 from lab.live import RunView, eta_text, teacher_choices, world_text
 from lab.scheduler import LIVE
-from lab.widgets import apply_preset, current_run, invariance_view, owner_key, run_form
+from lab.widgets import apply_preset, chart, current_run, invariance_view, owner_key, run_form
 
 key = owner_key()
 st.title("Live training")
@@ -106,9 +106,13 @@ def show(view: RunView, twin: RunView | None) -> None:
     if state in ("failed", "died"):
         st.error(status.get("message") or "the run stopped unexpectedly; its checkpoint is kept")
     c1, c2 = st.columns(2)
-    c1.plotly_chart(figures.loss_figure(view.events), key="loss")
-    c2.plotly_chart(figures.accuracy_figure(view.events, figures.world_suite(view.reader.config())), key="accuracy")
-    hardness, reading = augmentor.hardness_figure(view.events), augmentor.hardness_reading(view.events)
+    steps, evals = view.count("step"), view.count("eval")
+    chart(c1, view.drawn("loss", steps, lambda: figures.loss_figure(view.events)), "loss",
+          f"Loss: {figures.WAITING_STEPS}")
+    chart(c2, view.drawn("accuracy", (evals, view.count("status")), lambda: figures.accuracy_figure(
+        view.events, figures.world_suite(view.config()))), "accuracy", f"Accuracy: {figures.WAITING_EVAL}")
+    hardness = view.drawn("hardness", steps, lambda: augmentor.hardness_figure(view.events))
+    reading = augmentor.hardness_reading(view.events)
     if hardness is not None:
         st.plotly_chart(hardness, key="hardness")
         st.caption(reading["text"])
@@ -126,7 +130,7 @@ def show(view: RunView, twin: RunView | None) -> None:
         st.plotly_chart(figures.signals_figure(snap), key="signals")
     else:
         st.image(view.picture("gallery", at, lambda: images.gallery(snap)), caption=stories.gallery_caption(reading))
-    params = augmentor.params_figure(snap, view.reader.config())
+    params = view.drawn("params", at, lambda: augmentor.params_figure(snap, view.config()))
     if params is not None:
         st.plotly_chart(params, key="params")
     if probe is None:
@@ -139,7 +143,8 @@ def show(view: RunView, twin: RunView | None) -> None:
         heat = view.picture("overlay", probe["_step"], lambda: images.overlay(probe["augmented"], probe["disagreement"]))
         st.image(heat, caption=images.OVERLAY_CAPTION)
     st.subheader("Invariance: teacher vs student")
-    invariance_view(probe, "live", {"acc": "accuracy", "kl": "KL(clean ‖ moved)"})
+    invariance_view(probe, "live", {"acc": "accuracy", "kl": "KL(clean ‖ moved)"},
+                    lambda name, draw: view.drawn(name, probe["_step"], draw))
 
 
 twin_id = runs.twin_of(run_id)
@@ -151,25 +156,27 @@ def going() -> bool:
 
 
 active = going()
-# every second until the first images are in, then every 2 s: each refresh redraws the page's charts on
-# the server and in the browser, and on a small machine that CPU time is taken from training
-shown = st.session_state.get("view") is not None and st.session_state["view"].run_id == run_id \
-    and bool(st.session_state["view"].snapshot_events())
-interval = (2.0 if shown else 1.0) if active else None
+# every 0.5 s until the first images are on screen, then every 2 s: each refresh redraws the page on the
+# server and in the browser, and on a small machine that CPU time is taken from training
+FIRST, THEN = 0.5, 2.0
+drawn = st.session_state.get("drawn") == run_id  # a refresh has drawn this run's first images
+interval = (THEN if drawn else FIRST) if active else None
 
 
 @st.fragment(run_every=interval)
 def live() -> None:
+    if interval == FIRST and st.session_state.get("drawn") == run_id:
+        st.rerun()  # the first images are on screen: poll at the slower pace from now on
     view, twin = st.session_state.get("view"), st.session_state.get("twin_view")
     if view is None or view.run_id != run_id:
         view = st.session_state["view"] = RunView(run_id, run_dir)
     if twin_id and (twin is None or twin.run_id != twin_id):
         twin = st.session_state["twin_view"] = RunView(twin_id, runs.run_path(twin_id))
     show(view, twin if twin_id else None)
+    if view.snapshot_events():
+        st.session_state["drawn"] = run_id
     if active and not going():
         st.rerun()  # both runs ended: draw once more without polling
-    elif interval == 1.0 and view.snapshot_events():
-        st.rerun()  # the first images are in: poll at the slower pace from now on
 
 
 live()

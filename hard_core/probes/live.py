@@ -8,8 +8,8 @@ Every `probe_every` steps the loop asks `RunProbe` for tensors to add to that st
     invariance.<grid>.axis.<name>     the grid's axis values (e.g. dy, dx; angle, scale; shift)
 
 Grids: "shift" (dy x dx up to the shift suite's strength; a line for 1D) and, for images,
-"rotation-scale". The teacher is frozen, so its maps are computed once (`teacher_maps`, which the
-loop calls ahead, in a thread, while the first steps train) and reused.
+"rotation-scale". The teacher is frozen, so its maps are computed once (`teacher_maps`) or taken from
+the kept teacher reference (`use_teacher_maps`, see hard_core/train/reference.py), and reused.
 """
 from __future__ import annotations
 
@@ -50,6 +50,11 @@ class RunProbe:
             if self._teacher_maps is None:
                 self._teacher_maps = {name: probe(self.teacher) for name, probe in self.probes.items()}
             return self._teacher_maps
+
+    def use_teacher_maps(self, maps: dict[str, dict]) -> None:
+        """Take the teacher's maps from elsewhere (a kept reference) instead of computing them."""
+        with self._lock:
+            self._teacher_maps = maps
 
     def __call__(self, student: nn.Module, x_seen: Tensor, temperature: float) -> dict[str, Tensor]:
         teacher = self.teacher_maps()

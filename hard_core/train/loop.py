@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from ..checkpoint import load_checkpoint
 from ..config import KNOBS, RunConfig
 from ..errors import UserError
-from ..probes.live import RunProbe
 from .evaluate import accuracy
 from .events import Checkpoint, EvalMetrics, Event, Snapshot, Status, StepMetrics
-from .setup import PROBE_IMAGES, Session, build_session, held
+from .setup import Session, build_session
+from .reference import first_evaluation
 from .step import StepResult, distil_step
 
 SNAPSHOT_SIZE = 16  # images per snapshot: enough for a gallery, small on disk
@@ -63,9 +63,8 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
         start, elapsed, knobs = _restore(s, Path(resume), knobs)
         knobs.update(overrides or {})
         saved = start
-    reference = None  # the teacher's predictions per suite, computed at the first evaluation
-    probe = RunProbe(s.teacher, held(s.dataset, PROBE_IMAGES), s.device) if s.teacher is not None and lead else None
-    ahead = None  # the teacher's side of the first evaluation, built in a thread from the first snapshot on
+    ahead = None  # the teacher's reference and the probe, built in a thread from the second step on
+    evaluated = False  # the teacher's accuracy is logged once, at the first evaluation
     batches = s.batches(start)  # this rank's part of each step's global batch, from step start + 1 on
     how = f"resumed from step {start}" + "".join(f", {k}={v:g}" for k, v in (overrides or {}).items()) \
         if resume is not None else "training"
@@ -114,22 +113,23 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
             last = (now, step)
             yield StepMetrics(step, value, s.optimizer.param_groups[0]["lr"], knobs["temperature"],
                               knobs["alpha"], rate, now - t0, {k: s.dist.mean(v).item() for k, v in out.extra.items()})
-        probing = probe is not None and (step % cfg.probe_every == 0 or final)
+        if lead and ahead is None and (step > 1 or final):  # after the first snapshot: the first images come first
+            ahead = _teacher_ahead(s)
+        probing = lead and s.teacher is not None and (step % cfg.probe_every == 0 or final)
         if lead and (step % cfg.snapshot_every == 0 or step == 1 or final or probing):
             snapshot = _snapshot(step, out)
             if probing:
+                probe = ahead.result().probe
                 with s.autocast:
                     snapshot.tensors.update(probe(s.student, out.x_seen[:SNAPSHOT_SIZE], knobs["temperature"]))
             yield snapshot
-        if lead and ahead is None:  # started after the first step's snapshot: the first images come first
-            ahead = _teacher_ahead(s, probe)
         if lead and (step % cfg.eval_every == 0 or final):  # the other ranks wait at the next collective
-            if reference is None:
-                acc, reference = ahead.result()  # built while the first steps trained (also the suites)
-                if acc is not None:
-                    yield EvalMetrics(step, "teacher", acc)
+            first = ahead.result()
+            if not evaluated and first.accuracy is not None:
+                yield EvalMetrics(step, "teacher", first.accuracy)
+            evaluated = True
             with s.autocast:
-                acc, agree, _ = accuracy(s.student, s.suites, reference)
+                acc, agree, _ = accuracy(s.student, s.suites, first.predictions)
             yield EvalMetrics(step, "student", acc, agree)
         if lead and (step % cfg.checkpoint_every == 0 or final):
             yield _checkpoint(step, s, knobs, time.perf_counter() - t0)
@@ -138,23 +138,12 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
     yield Status(cfg.steps, "finished", f"done in {time.perf_counter() - t0:.1f} s", total_steps=cfg.steps)
 
 
-def _teacher_ahead(s: Session, probe: RunProbe | None) -> Future:
-    """Build what the first evaluation and probe need of the frozen teacher (the suites, its accuracy and
-    predictions on them, its invariance maps) in a thread while the first steps train, so they do not
-    stall training. Result: (accuracy per suite, predictions per suite), or (None, None) without a teacher."""
-    def build():
-        suites = s.suites
-        if s.teacher is None:
-            return None, None
-        with s.autocast:
-            acc, _, predictions = accuracy(s.teacher, suites)
-            if probe is not None:
-                probe.teacher_maps()
-        return acc, predictions
-
+def _teacher_ahead(s: Session) -> Future:
+    """The session's `first_evaluation` (the suites, the probe set, the teacher's reference: kept on disk,
+    else computed), built in a thread while the next steps train, so that it does not stall training."""
     pool = ThreadPoolExecutor(1, thread_name_prefix="teacher-ahead")
     try:
-        return pool.submit(build)
+        return pool.submit(first_evaluation, s)
     finally:
         pool.shutdown(wait=False)  # the thread ends when the work is done
 
