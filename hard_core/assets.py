@@ -3,6 +3,8 @@
 A teacher for dataset D at canvas K is `assets/teacher-D-cK.safetensors` (1D datasets: `teacher-D`);
 a world with a teacher of its own adds its name (`teacher-mnist5k-c40-rotation`). Beside each is a
 `.json` card: dataset, canvas, world, architecture, accuracy per suite and the command that made it.
+`assets/cache/` holds what the engine computes once and ships precomputed (the teachers' references,
+see `hard_core.train.reference`); `cache_dir()` is where it keeps what it computes for anything else.
 """
 from __future__ import annotations
 

@@ -110,12 +110,13 @@ def test_explorer_without_runs_says_how_to_get_one(tmp_path, monkeypatch):
 
 
 def test_rank_orders_by_tstddev_lowest_first_and_is_kept_per_teacher(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path))
+    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("HARD_CACHE", str(tmp_path / "cache"))
     ranking = explore.rank("mnist1d", batches=2, batch_size=16)
     names, scores = [n for n, _ in ranking], [s for _, s in ranking]
     assert scores == sorted(scores) and all(s > 0 for s in scores)
     assert set(names) == {"none", "shift", "mixup", "cutmix", "cutmixpick"}  # image-only ones left out
-    [kept] = (tmp_path / ".cache").glob("tstddev-*.json")
+    [kept] = (tmp_path / "cache").glob("tstddev-*.json")
     assert json.loads(kept.read_text())["ranking"] == [[n, s] for n, s in ranking]
 
     def no_second_computation(*args, **kw):

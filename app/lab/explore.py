@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hard_core.assets import ASSETS
+from hard_core.assets import ASSETS, cache_dir
 from hard_core.augment import AUGMENTATIONS, build_augment, pick_top, score_candidates
 from hard_core.config import RunConfig
 from hard_core.data import Dataset, default_suites
@@ -189,11 +189,11 @@ def rank(label: str, teacher_spec: str = "default", batches: int = 20, batch_siz
 def kept_rankings(label: str, teacher_spec: str, key: str) -> list[Path]:
     """Where a computed ranking is looked for, in order: next to a shipped teacher (`tstddev-<teacher>.json`
     in assets/, written by `docs/bench/explorer_ranking.py --ship`, so a fresh clone ranks at once), then
-    `.cache/` in the lab's runs folder, where the lab keeps what it computes (not a run: no config.json),
+    the engine's cache folder (`hard_core.assets.cache_dir`), where what is computed once is kept,
     shared by every session and surviving a restart. Each file names the `key` it was computed for."""
     path = teacher_path(teacher_spec, config_for(label, teacher_spec))
     shipped = [path.with_name(f"tstddev-{path.stem}.json")] if path.resolve().parent == ASSETS.resolve() else []
-    return shipped + [root() / ".cache" / f"tstddev-{key}.json"]
+    return shipped + [cache_dir() / f"tstddev-{key}.json"]
 
 
 def ranking_key(model: nn.Module, label: str, batches: int, batch_size: int, seed: int) -> str:

@@ -1,9 +1,9 @@
 """Time the explorer's T. stddev ranking (the "Rank the standard augmentations" button) the first time for
-a teacher (computed, then kept in <runs>/.cache/) and every time after (read back), in one process.
+a teacher (computed, then kept in the cache folder) and every time after (read back), in one process.
 
     python docs/bench/explorer_ranking.py [--label "mnist5k · canvas 40"] [--threads 2] [--ship]
 
-Prints the seconds of each and their ratio. Uses a fresh temporary runs folder and ignores any ranking
+Prints the seconds of each and their ratio. Uses a fresh temporary cache folder and ignores any ranking
 shipped next to the teacher, so the first call is cold. --ship then writes the ranking next to the shipped
 teacher (assets/tstddev-<teacher>.json), where the explorer finds it on a fresh clone.
 """
@@ -30,12 +30,12 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["HARD_LAB_RUNS"] = tmp
+        os.environ["HARD_LAB_RUNS"] = os.environ["HARD_CACHE"] = tmp
         from hard_core.checkpoint import write_json
         from lab import explore
 
         kept = explore.kept_rankings
-        explore.kept_rankings = lambda *a: kept(*a)[-1:]  # only the (empty) runs cache: a cold first call
+        explore.kept_rankings = lambda *a: kept(*a)[-1:]  # only the (empty) cache: a cold first call
         t0 = time.perf_counter()
         explore.teacher(args.label)  # data and teacher: loaded once per server process either way
         loaded = time.perf_counter() - t0
