@@ -9,6 +9,7 @@ Streamlit-free helpers in app/lab/. Runs are engine processes writing run direct
 import streamlit as st
 
 from lab import runs
+from lab.scheduler import server_priority
 
 st.set_page_config(page_title="HARD Lab", page_icon=":material/science:", layout="wide")
 # Streamlit's header "Stop" (shown while a page's script runs) would stand next to the lab's Stop and stop
@@ -25,4 +26,5 @@ PAGES = [
     st.Page("views/learn.py", title="Learn", icon=":material/school:"),
 ]
 runs.scheduler()  # start the queue with the server: queued runs from before a restart resume
+server_priority()  # below the runs; the Live page raises it while it waits for a run's first images
 st.navigation(PAGES).run()

@@ -28,7 +28,7 @@ from hard_core.runs import CHECKPOINT, RunReader, load_augmentor
 from hard_core.train.setup import dataset_for, load_teacher, teacher_path
 
 from .augmentor import hardness_reading
-from .runs import finished, root
+from .runs import finished
 
 DATASETS = {"mnist5k · canvas 40": ("mnist5k", 40), "mnist5k · canvas 28": ("mnist5k", 28),
             "mnist1d": ("mnist1d", None)}

@@ -12,7 +12,7 @@ from hard_core.errors import UserError
 from hard_core.runs import RunReader, read_control
 from lab import augmentor, figures, headline, images, runs, stories
 from lab.live import RunView, eta_text, teacher_choices, world_text
-from lab.scheduler import LIVE
+from lab.scheduler import LIVE, server_priority
 from lab.widgets import apply_preset, chart, current_run, invariance_view, owner_key, run_form
 
 key = owner_key()
@@ -167,6 +167,7 @@ interval = (THEN if drawn else FIRST) if active else None
 def live() -> None:
     if interval == FIRST and st.session_state.get("drawn") == run_id:
         st.rerun()  # the first images are on screen: poll at the slower pace from now on
+    server_priority(waiting=interval == FIRST)
     view, twin = st.session_state.get("view"), st.session_state.get("twin_view")
     if view is None or view.run_id != run_id:
         view = st.session_state["view"] = RunView(run_id, run_dir)
