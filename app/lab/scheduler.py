@@ -82,7 +82,7 @@ def lower_priority(pid: int) -> None:
     """Give process `pid` (just started, before torch starts its threads) the lowest CPU priority for good:
     nice 19 and, on Linux, the SCHED_IDLE policy. With SCHED_IDLE the kernel also counts the CPU it runs
     on as idle when it places a waking task, so the server and the browser preempt the twin rather than
-    the run they show (with nice alone a twin on 2 cores still cost the run a fifth of its speed)."""
+    the run they show."""
     os.setpriority(os.PRIO_PROCESS, pid, BACKGROUND_NICE)
     group_priority(pid, BACKGROUND_NICE)
     try:

@@ -6,7 +6,7 @@ weights, the suites, the probe images and the arithmetic (device, autocast, torc
 shipped MNIST CNN they cost ~13 s of CPU against ~0.5 s for an MLP student's. So they are computed once
 and kept in a safetensors file named by a hash of all those inputs: a KD twin, a rerun or another
 session with the same teacher and data reads them in milliseconds. Files are looked for where
-`assets.kept` says (shipped for the lab's default session, then the cache folder); an unreadable one
+`assets.kept` says (shipped for each shipped teacher's worlds, then the cache folder); an unreadable one
 is recomputed and a cache that cannot be written is skipped, so the cache never changes a result.
 """
 from __future__ import annotations
