@@ -216,14 +216,18 @@ def test_a_twin_trains_in_the_background_beside_its_run_and_is_reused(lab):
     assert sum(r["background"] for r in runs.list_all()) == 1
 
 
-@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="Linux autogroups only")
 def test_the_server_yields_to_runs_except_while_a_page_waits_for_first_images():
     """The server's session group drops to nice 10 (below the runs) and back to 0 while a page waits;
-    tried in a process of its own session, as the server would be."""
-    code = ("from lab.scheduler import server_priority as p\n"
-            "p(); print(open('/proc/self/autogroup').read().split()[-1])\n"
-            "p(waiting=True); print(open('/proc/self/autogroup').read().split()[-1])\n"
-            "p(); print(open('/proc/self/autogroup').read().split()[-1])\n")
+    tried in a process of its own session, as the server would be. Without Linux's autogroups the same
+    calls must do nothing, silently."""
+    code = ("from pathlib import Path\n"
+            "from lab.scheduler import server_priority as p\n"
+            "group = Path('/proc/self/autogroup')\n"
+            "nice = lambda: group.read_text().split()[-1] if group.exists() else '-'\n"
+            "p(); print(nice())\n"
+            "p(waiting=True); print(nice())\n"
+            "p(); print(nice())\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1] / "app",
                          capture_output=True, text=True, start_new_session=True, timeout=60)
-    assert out.stdout.split() == ["10", "0", "10"], out.stderr
+    expected = ["10", "0", "10"] if Path("/proc/self/autogroup").exists() else ["-", "-", "-"]
+    assert out.returncode == 0 and out.stdout.split() == expected, out.stderr
