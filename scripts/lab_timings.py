@@ -13,7 +13,9 @@ cadence) twice, in turn:
 and prints per pair: Start -> first augmented images (browser), training time to the last step
 (events' elapsed_s), steps/s, the longest interval between logged steps (every 10 steps) and the stall
 in it (the longest minus the median interval: time in which training did not advance at its pace), and
-the lab's cost = lab time / CLI time - 1; then the medians over the pairs. Start -> first images is
+the lab's cost = lab time / CLI time - 1, and the share of its time the run spent ready but waiting for a
+CPU (Linux schedstat: what other processes took from it, whatever the host's speed, which drifts by
++-15% on a shared machine); then the medians over the pairs. Start -> first images is
 broken down by when the lab queued the run, started its engine, and the engine wrote its first snapshot.
 Everything it starts is stopped by PID. The machine is shared: quote medians, say how loaded it was.
 """
@@ -29,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -82,6 +85,34 @@ def browser(p):
     return p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
 
 
+class Waiting:
+    """The engine process's CPU time and its time spent ready to run but waiting for a CPU (all its threads,
+    from /proc/<pid>/task/*/schedstat), read every 0.5 s while it lives: the share of waiting is what other
+    processes on the machine (the lab's, or anyone's) took from it, whatever the host's speed."""
+
+    def __init__(self, pid_of):
+        self.pid_of, self.first, self.ns, self._stop = pid_of, None, None, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            pid = self.pid_of()
+            try:
+                tasks = [(Path(t) / "schedstat").read_text().split() for t in Path(f"/proc/{pid}/task").iterdir()]
+                self.ns = (sum(int(t[0]) for t in tasks), sum(int(t[1]) for t in tasks))
+                self.first = self.first or self.ns  # from the first reading: a lab's engine loaded before Start
+            except (OSError, ValueError, TypeError):
+                pass  # not started yet, or ended: keep the last reading
+
+    def result(self) -> dict:
+        """{"waiting": share of the time waiting for a CPU, "cpu": CPU seconds}, since the first reading."""
+        self._stop.set()
+        self._thread.join()
+        run, wait = (b - a for a, b in zip(self.first, self.ns)) if self.ns else (0, 0)
+        return {"waiting": wait / (run + wait) if run + wait else float("nan"), "cpu": run / 1e9}
+
+
 def step_times(run_dir: Path) -> dict:
     """Training time to the last step, steps/s, and the longest and median interval between step events."""
     steps = [e for e in map(json.loads, (run_dir / "events.jsonl").open()) if e.get("kind") == "step"]
@@ -93,9 +124,22 @@ def step_times(run_dir: Path) -> dict:
 
 
 def cli_run(out: Path) -> dict:
-    subprocess.run([sys.executable, "-m", "hard_core", *CLI, "--out", str(out)], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return step_times(out)
+    child = subprocess.Popen([sys.executable, "-m", "hard_core", *CLI, "--out", str(out)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    waiting = Waiting(lambda: child.pid)
+    if child.wait():
+        raise SystemExit(f"the CLI run failed (exit {child.returncode})")
+    return {**step_times(out), **waiting.result()}
+
+
+def engine_pid(runs: Path) -> int | None:
+    """The pid of the lab's foreground run (not the KD twin), once the lab has started it."""
+    for lab in runs.glob("*/lab.json"):
+        with contextlib.suppress(OSError, ValueError):
+            info = json.loads(lab.read_text())
+            if not info.get("background") and info.get("pid"):
+                return info["pid"]
+    return None
 
 
 def lab_run(runs: Path, twin: bool, warm_s: float) -> dict:
@@ -110,6 +154,7 @@ def lab_run(runs: Path, twin: bool, warm_s: float) -> dict:
             page.get_by_text("Also train its plain-KD twin").click()
         page.wait_for_timeout(warm_s * 1000)  # the standby engine loads torch and the digits meanwhile
         t0, w0 = time.perf_counter(), time.time()
+        waiting = Waiting(lambda: engine_pid(runs))
         page.get_by_role("button", name="Start").click()
         page.locator('[data-testid="stImage"]').first.wait_for(timeout=120_000)
         first = time.perf_counter() - t0
@@ -121,7 +166,7 @@ def lab_run(runs: Path, twin: bool, warm_s: float) -> dict:
         lab = json.loads((run_dir / "lab.json").read_text())
         first_snapshot = min(p.stat().st_mtime for p in (run_dir / "snapshots").iterdir())
         where = {"queued": lab["created"] - w0, "started": lab["started"] - w0, "written": first_snapshot - w0}
-        return {**step_times(run_dir), "first": first, "eta": eta.strip(), "where": where}
+        return {**step_times(run_dir), "first": first, "eta": eta.strip(), "where": where, **waiting.result()}
 
 
 def main(argv=None) -> None:
@@ -143,14 +188,18 @@ def main(argv=None) -> None:
         print(f"pair {i + 1}: Start -> first images {lab['first']:.1f} s (run queued at "
               + ", started at ".join(f"{lab['where'][k]:.1f}" for k in ("queued", "started"))
               + f" s, first snapshot written at {lab['where']['written']:.1f} s; 1 s later: {lab['eta']!r}) | "
-              f"CLI {cli['time']:.1f} s, {cli['rate']:.1f} steps/s, longest interval {cli['gap']:.2f} s | "
+              f"CLI {cli['time']:.1f} s, {cli['rate']:.1f} steps/s, longest interval {cli['gap']:.2f} s, "
+              f"{cli['cpu']:.0f} CPU s, waiting for a CPU {100 * cli['waiting']:.0f}% | "
               f"lab {lab['time']:.1f} s, {lab['rate']:.1f} steps/s, longest interval {lab['gap']:.2f} s "
-              f"(median {lab['median_gap']:.2f} s: a stall of {lab['stall']:.2f} s) | lab cost {100 * cost:+.0f}% | "
+              f"(median {lab['median_gap']:.2f} s: a stall of {lab['stall']:.2f} s), {lab['cpu']:.0f} CPU s, "
+              f"waiting for a CPU {100 * lab['waiting']:.0f}% | lab cost {100 * cost:+.0f}% | "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
     med = statistics.median
     print(f"median over {len(rows)}: Start -> first images {med(r[1]['first'] for r in rows):.1f} s; "
           f"CLI {med(r[0]['rate'] for r in rows):.1f} steps/s; lab {med(r[1]['rate'] for r in rows):.1f} steps/s; "
-          f"lab cost {100 * med(r[2] for r in rows):+.0f}%; longest stall in the lab (longest interval between "
+          f"lab cost {100 * med(r[2] for r in rows):+.0f}%; the run waiting for a CPU: CLI "
+          f"{100 * med(r[0]['waiting'] for r in rows):.0f}%, lab {100 * med(r[1]['waiting'] for r in rows):.0f}% "
+          f"of its time; longest stall in the lab (longest interval between "
           f"logged steps - their median) {med(r[1]['stall'] for r in rows):.2f} s "
           f"(worst {max(r[1]['stall'] for r in rows):.2f} s)")
 

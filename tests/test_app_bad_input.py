@@ -102,6 +102,7 @@ def test_streamlit_config_hides_the_header_stop_and_lets_the_inspector_explain_s
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["toolbarMode"] == "minimal"
     assert config["server"]["maxUploadSize"] * 2**20 > inspection.MAX_UPLOAD  # the inspector's own words speak
+    assert config["runner"]["postScriptGC"] is False  # a full gc.collect() per refresh: ~250 ms with torch loaded
 
 
 def test_live_intro_follows_the_loaded_preset(lab_runs):

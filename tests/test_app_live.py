@@ -117,9 +117,9 @@ def test_start_trains_the_kd_twin_and_the_headline_compares_them(lab_runs):
     at.query_params.clear()
     at.switch_page("views/live.py").run()
     assert at.query_params["run"] == run_id and "KD twin" in headline_text(at)
+    assert at.sidebar.number_input(key="f_steps").value == 60 and not at.warning  # the form kept its values
     # the same configuration again: the twin is reused, not trained twice
     wait_for(at, lambda a: json.loads((lab_runs / twin / "status.json").read_text())["state"] == "finished", 120)
-    at.sidebar.number_input(key="f_steps").set_value(60)  # the form is drawn afresh after the visit
     at.sidebar.button[0].click().run()
     again = at.query_params["run"]
     assert again != run_id and json.loads((lab_runs / again / "lab.json").read_text())["twin"] == twin

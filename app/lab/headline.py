@@ -6,7 +6,8 @@
     "HARD student: shift 87% (KD twin 21%, teacher 98%)"   the verdict, updated at every evaluation
 
 Everything but `panel` is Streamlit-free (and tested without it); `panel` draws the view from two
-`RunView`s (the run and its twin, which may be None or not started yet).
+`RunView`s (the run and its twin, which may be None or not started yet); the Live page draws the
+verdict (`verdict_line`) above it, refreshed more often than its figures.
 """
 from __future__ import annotations
 
@@ -139,17 +140,28 @@ def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | N
     return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
 
 
+def told(cfg: dict) -> bool:
+    """Whether a run has a story to tell: a distillation run, with a teacher."""
+    return cfg.get("kind") != "pretrain" and bool(cfg.get("teacher"))
+
+
+def verdict_line(view: RunView, twin: RunView | None) -> str | None:
+    """The verdict for a polled run view and its polled twin view (None: no twin), None without a story."""
+    cfg = view.config()
+    return verdict(cfg, view.events, twin.events if twin is not None else None) if told(cfg) else None
+
+
 def panel(view: RunView, twin: RunView | None) -> None:
-    """Draw the headline (Streamlit) for a polled run view and its polled twin view (None: no twin)."""
+    """Draw the headline's maps, numbers and curves (Streamlit) for a polled run view and its polled twin
+    view (None: no twin); the verdict above it is `verdict_line`'s, refreshed more often."""
     import streamlit as st
 
     cfg = view.config()
-    if cfg.get("kind") == "pretrain" or not cfg.get("teacher"):
+    if not told(cfg):
         return  # no teacher, no story to tell
     suite, grid, label = world_suite(cfg), grid_for(cfg), run_label(cfg)
     twin_events = twin.events if twin is not None else None
     with st.container(border=True, key="headline"):
-        st.markdown(f"#### {verdict(cfg, view.events, twin_events)}")
         run_probe, twin_probe = view.latest_probe(), twin.latest_probe() if twin is not None else None
         left, right = st.columns([3, 1.3])
         probed = tuple(p["_step"] if p is not None else None for p in (run_probe, twin_probe))

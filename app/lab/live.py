@@ -70,7 +70,7 @@ class RunView:
         return self.snapshot(probes[-1]) if probes else None
 
     def drawn(self, name, version, draw: Callable[[], T]) -> T:
-        """`draw()` once per (name, version), then kept: the page refreshes every 2 s, but a figure changes
+        """`draw()` once per (name, version), then kept: the page refreshes every few seconds, but a figure changes
         only when what it shows does (version: e.g. the number of evaluations, a snapshot's step), and
         drawing a plotly figure costs ~50 ms of the CPU that trains the run."""
         if (name, version) not in self._drawn:

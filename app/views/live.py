@@ -1,7 +1,8 @@
 """Live training: configure a distillation run, start it, and watch HARD work while it trains.
 
-The run is a separate engine process writing a run directory; this page only reads it (in a fragment,
-every 0.5 s until the first images are drawn, then every 2 s) and writes control requests. The run's id
+The run is a separate engine process writing a run directory; this page only reads it (in two fragments:
+the verdict and progress every 3 s; the figures and images every 0.5 s until the first images are drawn,
+then every 6 s) and writes control requests. The run's id
 is in the URL (`?run=`) and in the session, so a refresh, a second tab, a crashed page or a visit to
 another page finds it again. Start also queues the run's plain-KD twin (unless switched off); the headline at
 the top compares the two.
@@ -13,7 +14,7 @@ from hard_core.runs import RunReader, read_control
 from lab import augmentor, figures, headline, images, runs, stories
 from lab.live import RunView, eta_text, teacher_choices, world_text
 from lab.scheduler import LIVE, server_priority
-from lab.widgets import apply_preset, chart, current_run, invariance_view, owner_key, run_form
+from lab.widgets import LAB_LIMITS, apply_preset, chart, current_run, invariance_view, owner_key, run_form
 
 key = owner_key()
 st.title("Live training")
@@ -75,7 +76,8 @@ if mine:
             now = {**RunReader(run_dir).config(), **read_control(run_dir)}  # the values in force
             lam = st.number_input("λ", value=float(now.get("hard_lambda", 1.0)), step=0.25)
             temperature = st.number_input("T", value=float(now.get("temperature", 4.0)), step=0.5)
-            lr = st.number_input("lr", value=float(now.get("lr", 1e-3)), step=1e-4, format="%.4f")
+            lr = st.number_input("lr", value=min(float(now.get("lr", 1e-3)), LAB_LIMITS["lr"]), step=1e-4,
+                                 format="%.4f", max_value=LAB_LIMITS["lr"], help=f"at most {LAB_LIMITS['lr']:g}")
             if st.form_submit_button("Apply"):
                 try:
                     runs.set_knobs(run_id, hard_lambda=lam, temperature=temperature, lr=lr)
@@ -88,13 +90,12 @@ else:
                + (f" · {world}" if world else "") + ".")
 
 
-def show(view: RunView, twin: RunView | None) -> None:
-    view.poll()
-    if twin is not None:
-        twin.poll()
-    headline.panel(view, twin)
-    status = view.status()
-    state = runs.state(view.run_id)
+def numbers(view: RunView, twin: RunView | None) -> None:
+    """The verdict line and the progress bar: what changes at every refresh."""
+    line = headline.verdict_line(view, twin)
+    if line:
+        st.markdown(f"#### {line}")
+    status, state = view.status(), runs.state(view.run_id)
     total = max(status.get("total_steps") or 1, 1)
     step = status.get("step", 0)
     if state == "queued":
@@ -105,6 +106,11 @@ def show(view: RunView, twin: RunView | None) -> None:
                 + (f" · {message}" if message else ""))
     if state in ("failed", "died"):
         st.error(status.get("message") or "the run stopped unexpectedly; its checkpoint is kept")
+
+
+def pictures(view: RunView, twin: RunView | None) -> None:
+    """The headline's maps and curves, the charts, the augmented images and the maps of the timeline."""
+    headline.panel(view, twin)
     c1, c2 = st.columns(2)
     steps, evals = view.count("step"), view.count("eval")
     chart(c1, view.drawn("loss", steps, lambda: figures.loss_figure(view.events)), "loss",
@@ -155,29 +161,48 @@ def going() -> bool:
     return any(runs.state(r) in LIVE for r in (run_id, twin_id) if r)
 
 
-active = going()
-# every 0.5 s until the first images are on screen, then every 2 s: each refresh redraws the page on the
-# server and in the browser, and on a small machine that CPU time is taken from training
-FIRST, THEN = 0.5, 2.0
-drawn = st.session_state.get("drawn") == run_id  # a refresh has drawn this run's first images
-interval = (THEN if drawn else FIRST) if active else None
-
-
-@st.fragment(run_every=interval)
-def live() -> None:
-    if interval == FIRST and st.session_state.get("drawn") == run_id:
-        st.rerun()  # the first images are on screen: poll at the slower pace from now on
-    server_priority(waiting=interval == FIRST)
+def views() -> tuple[RunView, RunView | None]:
+    """The run's and its twin's views, kept in the session (each reads only what was appended), polled."""
     view, twin = st.session_state.get("view"), st.session_state.get("twin_view")
     if view is None or view.run_id != run_id:
         view = st.session_state["view"] = RunView(run_id, run_dir)
     if twin_id and (twin is None or twin.run_id != twin_id):
         twin = st.session_state["twin_view"] = RunView(twin_id, runs.run_path(twin_id))
-    show(view, twin if twin_id else None)
+    twin = twin if twin_id else None
+    for v in (view, twin):
+        if v is not None:
+            v.poll()
+    return view, twin
+
+
+# Two refresh cadences, since each refresh costs the server and the browser CPU that a small machine takes
+# from training (Chromium's renderer: ~0.4 s per refresh of even a tiny fragment, ~0.15 s more per changed
+# plotly chart, on 2 cores): the verdict and the progress bar every 3 s; the figures and images every 0.5 s
+# until the first images are on screen, then every 6 s (at the lab's defaults on 2 cores the run logs a
+# step every ~1.5 s, snapshots every ~3.5 s and evaluates every ~7 s)
+FIRST, NUMBERS, PICTURES = 0.5, 3.0, 6.0
+active = going()
+drawn = st.session_state.get("drawn") == run_id  # a refresh has drawn this run's first images
+
+
+@st.fragment(run_every=NUMBERS if active else None)
+def live_numbers() -> None:
+    numbers(*views())
+    if active and not going():
+        st.rerun()  # both runs ended: draw everything once more, without polling
+
+
+@st.fragment(run_every=(PICTURES if drawn else FIRST) if active else None)
+def live_pictures() -> None:
+    waiting = active and not drawn
+    if waiting and st.session_state.get("drawn") == run_id:
+        st.rerun()  # the first images are on screen: refresh at the slower pace from now on
+    server_priority(waiting=waiting)
+    view, twin = views()
+    pictures(view, twin)
     if view.snapshot_events():
         st.session_state["drawn"] = run_id
-    if active and not going():
-        st.rerun()  # both runs ended: draw once more without polling
 
 
-live()
+live_numbers()
+live_pictures()
