@@ -94,7 +94,7 @@ def numbers(view: RunView, twin: RunView | None) -> None:
     """The verdict line and the progress bar: what changes at every refresh."""
     line = headline.verdict_line(view, twin)
     if line:
-        st.markdown(f"#### {line}")
+        st.container(key="verdict").markdown(f"#### {line}")
     status, state = view.status(), runs.state(view.run_id)
     total = max(status.get("total_steps") or 1, 1)
     step = status.get("step", 0)

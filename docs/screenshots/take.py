@@ -4,9 +4,9 @@
 
 Starts the lab on a free 127.0.0.1 port with a private runs folder (`scripts/lab_timings.py`'s
 `lab_server`), presses Start with the defaults (HARD-affine, 600 steps, with its KD twin), waits until the
-run and its twin have finished, then captures the headline (`headline.png`), the whole Live page
-(`live.png`) and the Invariance inspector (`inspector.png`). Everything it started is stopped by PID.
-`scripts/lab_timings.py` measures the timings.
+run and its twin have finished, then captures the verdict, progress bar and headline (`headline.png`),
+the whole Live page (`live.png`) and the Invariance inspector (`inspector.png`). Everything it started is
+stopped by PID. `scripts/lab_timings.py` measures the timings.
 """
 import json
 import sys
@@ -38,7 +38,9 @@ def main() -> None:
         while not all(json.loads(s.read_text())["state"] == "finished" for s in runs.glob("*/status.json")):
             time.sleep(2)  # the twin trains at low priority and may end after the run
         page.wait_for_timeout(3000)
-        page.locator(".st-key-headline").screenshot(path=str(OUT / "headline.png"))
+        top, box = (page.locator(k).bounding_box() for k in (".st-key-verdict", ".st-key-headline"))
+        page.screenshot(path=str(OUT / "headline.png"), clip={  # the verdict, the progress bar, the headline
+            "x": box["x"], "y": top["y"], "width": box["width"], "height": box["y"] + box["height"] - top["y"]})
         page.screenshot(path=str(OUT / "live.png"), full_page=True)
         page.get_by_role("link", name="Invariance inspector").click()
         page.get_by_text("Predictions").wait_for(timeout=60_000)
