@@ -25,10 +25,12 @@ PAGES = [
     st.Page("views/matrix.py", title="Matrix", icon=":material/grid_on:"),
     st.Page("views/learn.py", title="Learn", icon=":material/school:"),
 ]
-# Streamlit forgets the state of widgets a page run did not draw: writing the run form's values (keys f_*)
-# back here, on every page, keeps them while the user visits other pages
-for name in [k for k in st.session_state if str(k).startswith("f_")]:
-    st.session_state[name] = st.session_state[name]
 runs.scheduler()  # start the queue with the server: queued runs from before a restart resume
 server_priority()  # below the runs; the Live page raises it while it waits for a run's first images
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+if page is not PAGES[0]:
+    # Streamlit forgets the state of widgets a page run did not draw: writing the Live page's run form
+    # (keys f_*) back on the other pages keeps it for the user's return
+    for name in [k for k in st.session_state if k.startswith("f_")]:
+        st.session_state[name] = st.session_state[name]
+page.run()
