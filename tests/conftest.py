@@ -3,7 +3,15 @@ import os
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+THREADS = min(2, os.cpu_count() or 1)
+torch.set_num_threads(THREADS)
+
+
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """Every test starts with the same torch thread count, whatever an earlier test left (an AppTest of the
+    lab sets the server's 1 thread in this process)."""
+    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,6 +2,7 @@
 AppTest is its own session), plus the inspector's upload check and the explorer's T. stddev ranking."""
 import io
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,16 @@ def open_page(page: str) -> AppTest:
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def test_the_lab_server_draws_with_one_torch_thread(lab_env):
+    torch.set_num_threads(2)
+    open_page("views/learn.py")
+    seen = []  # in a new thread, as each page run of the server: torch applies the setting per thread
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert seen == [1]  # two would spin OpenMP threads on the core that trains the run
 
 
 def png_bytes(img: Image.Image, fmt: str = "PNG") -> bytes:

@@ -61,3 +61,25 @@ def test_the_twin_is_plain_kd_with_the_same_world_seed_and_steps():
     assert (twin.world, twin.steps, twin.seed, twin.lr, twin.teacher) == ("rotation", 321, 7, 3e-3, "default")
     assert twin_config(twin) is None  # plain KD is its own twin
     assert twin_config(RunConfig(kind="pretrain", loss="ce", dataset="mnist5k")) is None  # no teacher
+
+
+def test_a_held_figure_waits_until_it_is_old_enough_then_follows_the_latest_version(tmp_path, monkeypatch):
+    from lab import live
+
+    clock = [100.0]
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
+    view, drawings = live.RunView("r", tmp_path), []
+
+    def draw(version):
+        return lambda: drawings.append(version) or f"figure {version}"
+
+    assert view.drawn("loss", 1, draw(1), every=24) == "figure 1"
+    clock[0] += 10
+    assert view.drawn("loss", 2, draw(2), every=24) == "figure 1"  # 10 s old: kept, the browser redraws nothing
+    assert view.drawn("loss", 2, draw(2)) == "figure 2"  # not held (a finished run): the latest at once
+    clock[0] += 5
+    assert view.drawn("loss", 3, draw(3), every=24) == "figure 2"
+    clock[0] += 25
+    assert view.drawn("loss", 4, draw(4), every=24) == "figure 4"  # old enough: the latest version
+    assert view.drawn("params", 9, draw(9), every=24) == "figure 9"  # each name is held on its own
+    assert drawings == [1, 2, 4, 9]

@@ -155,5 +155,7 @@ def params_figure(snapshot: dict, config: dict | None = None) -> go.Figure | Non
         fig.update_xaxes(title_text=title, row=1, col=i)
         fig.update_yaxes(title_text="samples", row=1, col=i)
     n = len(next(iter(params.values())))
-    return layout(fig, f"What the augmentor chose ({n} samples)", "params", showlegend=False,
+    # its step: the Live page redraws this figure less often than the images above it
+    at = f" at step {snapshot['_step']}" if "_step" in snapshot else ""
+    return layout(fig, f"What the augmentor chose{at} ({n} samples)", "params", showlegend=False,
                    height=HEIGHT + 20)

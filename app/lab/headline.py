@@ -151,9 +151,10 @@ def verdict_line(view: RunView, twin: RunView | None) -> str | None:
     return verdict(cfg, view.events, twin.events if twin is not None else None) if told(cfg) else None
 
 
-def panel(view: RunView, twin: RunView | None) -> None:
+def panel(view: RunView, twin: RunView | None, every: float = 0.0) -> None:
     """Draw the headline's maps, numbers and curves (Streamlit) for a polled run view and its polled twin
-    view (None: no twin); the verdict above it is `verdict_line`'s, refreshed more often."""
+    view (None: no twin); the verdict above it is `verdict_line`'s, refreshed more often. every: redraw
+    the two figures at most every `every` seconds (`RunView.drawn`); the numbers follow every refresh."""
     import streamlit as st
 
     cfg = view.config()
@@ -166,7 +167,7 @@ def panel(view: RunView, twin: RunView | None) -> None:
         left, right = st.columns([3, 1.3])
         probed = tuple(p["_step"] if p is not None else None for p in (run_probe, twin_probe))
         fig = view.drawn(("headline-maps", twin is not None), probed,
-                         lambda: maps_figure(run_probe, twin_probe, grid, label))
+                         lambda: maps_figure(run_probe, twin_probe, grid, label), every)
         if fig is None:
             left.caption("The invariance maps come at the first probe step.")
         else:
@@ -181,7 +182,7 @@ def panel(view: RunView, twin: RunView | None) -> None:
         m3.metric(f"{label} · {suite}", percent(mine),
                   delta=f"{100 * (mine - kd):+.0f} pts vs KD" if mine is not None and kd is not None else None)
         evals = (view.count("eval"), twin.count("eval") if twin is not None else None)
-        curves = view.drawn("headline-curves", evals, lambda: curves_figure(cfg, view.events, twin_events))
+        curves = view.drawn("headline-curves", evals, lambda: curves_figure(cfg, view.events, twin_events), every)
         if curves is None:
             right.caption(f"Out of domain ({suite}): {WAITING_EVAL}")
         else:

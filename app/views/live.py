@@ -2,7 +2,7 @@
 
 The run is a separate engine process writing a run directory; this page only reads it (in two fragments:
 the verdict and progress every 3 s; the figures and images every 0.5 s until the first images are drawn,
-then every 6 s) and writes control requests. The run's id
+then every 6 s, with figures redrawn at most every 12 s or 24 s) and writes control requests. The run's id
 is in the URL (`?run=`) and in the session, so a refresh, a second tab, a crashed page or a visit to
 another page finds it again. Start also queues the run's plain-KD twin (unless switched off); the headline at
 the top compares the two.
@@ -110,14 +110,15 @@ def numbers(view: RunView, twin: RunView | None) -> None:
 
 def pictures(view: RunView, twin: RunView | None) -> None:
     """The headline's maps and curves, the charts, the augmented images and the maps of the timeline."""
-    headline.panel(view, twin)
+    headline.panel(view, twin, STORY if active else 0.0)
     c1, c2 = st.columns(2)
     steps, evals = view.count("step"), view.count("eval")
-    chart(c1, view.drawn("loss", steps, lambda: figures.loss_figure(view.events)), "loss",
+    every = DETAILS if active else 0.0
+    chart(c1, view.drawn("loss", steps, lambda: figures.loss_figure(view.events), every), "loss",
           f"Loss: {figures.WAITING_STEPS}")
     chart(c2, view.drawn("accuracy", (evals, view.count("status")), lambda: figures.accuracy_figure(
-        view.events, figures.world_suite(view.config()))), "accuracy", f"Accuracy: {figures.WAITING_EVAL}")
-    hardness = view.drawn("hardness", steps, lambda: augmentor.hardness_figure(view.events))
+        view.events, figures.world_suite(view.config())), every), "accuracy", f"Accuracy: {figures.WAITING_EVAL}")
+    hardness = view.drawn("hardness", steps, lambda: augmentor.hardness_figure(view.events), every)
     reading = augmentor.hardness_reading(view.events)
     if hardness is not None:
         st.plotly_chart(hardness, key="hardness")
@@ -136,7 +137,7 @@ def pictures(view: RunView, twin: RunView | None) -> None:
         st.plotly_chart(figures.signals_figure(snap), key="signals")
     else:
         st.image(view.picture("gallery", at, lambda: images.gallery(snap)), caption=stories.gallery_caption(reading))
-    params = view.drawn("params", at, lambda: augmentor.params_figure(snap, view.config()))
+    params = view.drawn("params", at, lambda: augmentor.params_figure(snap, view.config()), every if follow else 0)
     if params is not None:
         st.plotly_chart(params, key="params")
     if probe is None:
@@ -150,7 +151,7 @@ def pictures(view: RunView, twin: RunView | None) -> None:
         st.image(heat, caption=images.OVERLAY_CAPTION)
     st.subheader("Invariance: teacher vs student")
     invariance_view(probe, "live", {"acc": "accuracy", "kl": "KL(clean ‖ moved)"},
-                    lambda name, draw: view.drawn(name, probe["_step"], draw))
+                    lambda name, draw: view.drawn(name, probe["_step"], draw, every))
 
 
 twin_id = runs.twin_of(run_id)
@@ -175,12 +176,15 @@ def views() -> tuple[RunView, RunView | None]:
     return view, twin
 
 
-# Two refresh cadences, since each refresh costs the server and the browser CPU that a small machine takes
-# from training (Chromium's renderer: ~0.4 s per refresh of even a tiny fragment, ~0.15 s more per changed
-# plotly chart, on 2 cores): the verdict and the progress bar every 3 s; the figures and images every 0.5 s
-# until the first images are on screen, then every 6 s (at the lab's defaults on 2 cores the run logs a
-# step every ~1.5 s, snapshots every ~3.5 s and evaluates every ~7 s)
+# Each refresh costs CPU that a small machine takes from training. Measured on 2 cores during a default run
+# with its twin: Chromium's renderer ~0.16 s per refresh of the verdict, ~0.5 s per refresh of the images,
+# and 0.15-0.3 s more per plotly chart whose data changed. So the verdict and progress bar refresh every 3 s,
+# the images every 0.5 s until the first ones are on screen, then every 6 s; and while the run is live the
+# headline's figures redraw at most every 12 s, the other figures every 24 s (before: renderer ~12 s of CPU
+# in 36 s, after: ~6.5 s). At the lab's defaults the run logs a step every ~1.5 s, snapshots every
+# ~3.5 s and evaluates every ~7 s; when it ends everything is drawn once more, up to date.
 FIRST, NUMBERS, PICTURES = 0.5, 3.0, 6.0
+STORY, DETAILS = 12.0, 24.0
 active = going()
 drawn = st.session_state.get("drawn") == run_id  # a refresh has drawn this run's first images
 
