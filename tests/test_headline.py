@@ -1,5 +1,6 @@
 """The Live page's headline (app/lab/headline.py), without Streamlit: the verdict line, the world's suite
-and grid, the three maps and the OOD curves; and the plain-KD twin's config (app/lab/runs.py)."""
+and grid, the three maps and the OOD curves; the plain-KD twin's config (app/lab/runs.py); and how a live
+view holds a figure between redraws (app/lab/live.py)."""
 import torch
 
 from hard_core.config import RunConfig
