@@ -83,4 +83,6 @@ def test_a_held_figure_waits_until_it_is_old_enough_then_follows_the_latest_vers
     clock[0] += 25
     assert view.drawn("loss", 4, draw(4), every=24) == "figure 4"  # old enough: the latest version
     assert view.drawn("params", 9, draw(9), every=24) == "figure 9"  # each name is held on its own
-    assert drawings == [1, 2, 4, 9]
+    assert view.drawn("curves", 0, lambda: None, every=24) is None  # before the first evaluation
+    assert view.drawn("curves", 1, draw(1), every=24) == "figure 1"  # is not held: the first figure comes at once
+    assert drawings == [1, 2, 4, 9, 1]

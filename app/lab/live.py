@@ -81,8 +81,9 @@ class RunView:
         if every > 0 and shown is not None and time.monotonic() - shown[0] < every:
             version = shown[1]
         if (name, version) not in self._drawn:
-            self._drawn[(name, version)] = draw()
-            self._shown[name] = (time.monotonic(), version)
+            self._drawn[(name, version)] = drawing = draw()
+            if drawing is not None:  # nothing to show yet ("waiting for ..."): the first figure comes at once
+                self._shown[name] = (time.monotonic(), version)
             while len(self._drawn) > CACHE:
                 self._drawn.popitem(last=False)
         return self._drawn[(name, version)]
