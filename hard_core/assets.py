@@ -15,6 +15,7 @@ from .errors import UserError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 VAE_NAME = "vae-mnist5k"  # the shipped VAE behind `--hard vae` (hard_core.vae loads it)
+VAE_EDIT = 3.0  # HARD-vae's default bound on each latent element, in latent stds of its VAE
 
 
 def teacher_name(dataset: str, canvas: int | None, world: str = "") -> str:

@@ -40,7 +40,7 @@ WORLDS: dict[str, World] = {w.name: w for w in [
           ("colour",), teacher="polarity", teacher_augment="polarity"),
     World("thickness", "strokes a pixel thinner or thicker", "thickness", 1, {"augment": "thickness"}, ("vae",),
           teacher="thickness", teacher_augment="thickness", vae="vae-mnist5k-thickness"),
-    World("scarce", "only 50 training digits per class", "test", None, {"train_per_class": 400}, ("mix",),
+    World("scarce", "only 50 training digits per class", "test", None, {"train_per_class": 400}, ("mix", "vae"),
           teacher_augment="shift", train_per_class=50),
 ]}
 

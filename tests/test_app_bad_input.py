@@ -110,7 +110,8 @@ def test_live_intro_follows_the_loaded_preset(lab_runs):
     assert "HARD-affine" in default.info[0].value and "shift" in default.info[0].value
     vae = app(preset="hard-vae")
     text = vae.info[0].value
-    assert "HARD-vae" in text and "thickness" in text and "HARD-affine" not in text
+    assert "HARD-vae" in text and "scarce" in text and "HARD-affine" not in text
+    assert vae.session_state["f_lambda"] == 0.3  # the consistency weight vae's result was measured with
     mix = app(preset="hard-mix")
     assert "HARD-mix" in mix.info[0].value and "scarce" in mix.info[0].value
     oracle = app(preset="kd-shift")
@@ -118,7 +119,7 @@ def test_live_intro_follows_the_loaded_preset(lab_runs):
     learn = app()
     learn.switch_page("views/learn.py").run()
     shown = " ".join(c.value for c in learn.caption)
-    for words in ("HARD-colour", "polarity", "HARD-mix", "scarce", "HARD-vae", "thickness"):
+    for words in ("HARD-colour", "polarity", "HARD-mix", "scarce", "HARD-vae", "latent"):
         assert words in shown, words  # each family with what it does in its own world
     pictured = " ".join(i.proto.imgs[0].caption for i in learn.get("image"))
     for world in ("shift", "rotation", "polarity", "thickness"):  # and each world's nuisance, as images

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from hard_core.augment.hard import build_augmentor
+from hard_core.worlds import WORLDS
 from lab import augmentor, figures, images
 
 
@@ -254,6 +256,8 @@ def test_params_figure_per_augmentor_with_units_and_references():
     assert sorted(t.name for t in fig.data) == ["latent_norm", "pixel_change"]
     eps, size = augmentor.vae_latent({"hard": "vae", "world": "thickness"})
     assert 0.1 < eps < 10 and size == 400  # the shipped VAE: a 4 x 10 x 10 latent
+    shipped = build_augmentor("vae", input_shape=(1, 40, 40), vae=WORLDS["thickness"].vae)
+    assert eps == pytest.approx(shipped.eps)  # the bound the run's augmentor really has
     lines = sorted(s.x0 for s in fig.layout.shapes)
     assert lines == pytest.approx(sorted([0.2, eps * 20]))  # a clean image's brightness; the largest edit
     assert augmentor.vae_latent({"hard": "vae", "vae": "some/folder"}) is None

@@ -151,11 +151,12 @@ def test_augmentor_steps_raise_the_disagreement(name, lr):
 LEARNING = [("shift", {"hard": "affine"}, 300, 0.25),
             ("rotation", {"hard": "affine", "affine": "rotate"}, 300, 0.05),
             ("polarity", {"hard": "colour"}, 300, 0.25),
-            ("scarce", {"hard": "mix"}, 600, 0.005)]  # scarce: the suite is in-domain test accuracy
+            ("scarce", {"hard": "mix"}, 600, 0.005),  # scarce: the suite is in-domain test accuracy
+            ("scarce", {"hard": "vae", "hard_lambda": 0.3}, 400, 0.02)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("world,hard,steps,margin", LEARNING, ids=[w for w, *_ in LEARNING])
+@pytest.mark.parametrize("world,hard,steps,margin", LEARNING, ids=[f"{h['hard']}-{w}" for w, h, *_ in LEARNING])
 def test_a_short_hard_run_beats_kd_on_its_world(world, hard, steps, margin, tmp_path):
     from hard_core.worlds import get_world
 

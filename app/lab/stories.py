@@ -1,7 +1,7 @@
 """What each example run does, in words, for the Live page's first screen and the Learn page: one text
 per HARD family in its world (and for plain KD), so the words always match the loaded preset.
 
->>> intro("vae", "thickness")       # 'HARD-vae edits each digit in the latent space of a small VAE ...'
+>>> intro("vae", "scarce")          # 'HARD-vae **edits the digits in the latent space** of a small VAE ...'
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ HARD_STORIES = {
     "mix": ("scarce", "HARD-mix learns to **mix** each digit with a partner from the batch, patch by patch. In the "
             "scarce world the student has only 50 training digits per class; every mixed image is a new view that "
             "the teacher labels. Watch the student's *test* accuracy against plain KD on the same 500 digits."),
-    "vae": ("thickness", "HARD-vae **edits the digits in the latent space** of a small VAE trained on the thickness "
-            "world's data, where strokes are a pixel thinner or thicker. The teacher learned that stroke width "
-            "does not matter; the student sees the plain strokes only. Watch the student's *thickness* accuracy "
-            "(every test stroke a pixel thicker) and the gallery's bottom row, where the edits are."),
+    "vae": ("scarce", "HARD-vae **edits the digits in the latent space** of a small VAE trained on all 4,000 training "
+            "digits. In the scarce world the student has only 50 digits per class; each edit, up to a change of "
+            "digit, is a new image that the teacher labels. Watch the student's *test* accuracy against plain KD on "
+            "the same 500 digits, and the gallery's bottom row, where the edits are."),
 }
 KD_STORY = ("Plain **knowledge distillation**: the student matches the teacher's softened outputs on the plain "
             "training digits, with no augmentation that shows it the world's nuisance.")

@@ -66,7 +66,7 @@ st.markdown(
 st.markdown("Each HARD family can express some nuisances and not others, so each has a *world* where it "
             "matters: a nuisance the teacher learned and the student's data lacks.")
 for family, label in (("affine", "HARD-affine: shift world (default)"), ("colour", "HARD-colour: polarity world"),
-                      ("mix", "HARD-mix: scarce world"), ("vae", "HARD-vae: thickness world")):
+                      ("mix", "HARD-mix: scarce world"), ("vae", "HARD-vae: scarce world")):
     c1, c2 = st.columns([2, 3])
     with c1:
         try_it(f"hard-{family}", label)
