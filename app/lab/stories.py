@@ -43,7 +43,7 @@ def intro(hard: str | None, world: str | None, augment: str | None = "none") -> 
         w = WORLDS[world]
         if home != world and hard in w.families:  # e.g. affine with rotations in the rotation world
             text = (f"HARD-{hard} in the **{world}** world, whose nuisance it can express ({w.nuisance}): "
-                    f"watch the student's *{w.suite}* accuracy climb towards the teacher's.")
+                    f"watch the student's *{w.suite}* accuracy against plain KD's and the teacher's.")
         elif home != world:
             text += f" (Here it runs in the {world} world, whose nuisance it cannot express: expect little transfer.)"
         return f"{text}\n\n{where}"
