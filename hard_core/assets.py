@@ -18,6 +18,19 @@ VAE_NAME = "vae-mnist5k"  # the shipped VAE behind `--hard vae` (hard_core.vae l
 VAE_EDIT = 3.0  # HARD-vae's default bound on each latent element, in latent stds of its VAE
 
 
+def latent_scale(vae_config) -> float:
+    """Typical std of one latent element of a diffusers AutoencoderKL with this config (a mapping, e.g.
+    `vae.config` or a shipped VAE's card): the mean of `latents_std` if it has it, else 1 / `scaling_factor`
+    (diffusers' definition of that factor). Here, not in `hard_core.vae`, so the lab reads it without diffusers."""
+    std = vae_config.get("latents_std")
+    return float(sum(std) / len(std)) if std else 1.0 / float(vae_config["scaling_factor"])
+
+
+def vae_edit_bound(vae_config) -> float:
+    """HARD-vae's default eps for this VAE: `VAE_EDIT` latent stds."""
+    return VAE_EDIT * latent_scale(vae_config)
+
+
 def teacher_name(dataset: str, canvas: int | None, world: str = "") -> str:
     """Asset name of a shipped teacher; `world` is the world's teacher suffix ("" for the plain one)."""
     return f"teacher-{dataset}" + (f"-c{canvas}" if canvas else "") + (f"-{world}" if world else "")

@@ -75,13 +75,6 @@ def decode(vae: AutoencoderKL, z: Tensor, size: tuple[int, int] | None = None) -
     return x if size is None else x[..., : size[0], : size[1]]
 
 
-def latent_scale(vae: AutoencoderKL) -> float:
-    """Typical std of one latent element: mean of `latents_std` if the config has it, else
-    1 / `scaling_factor` (diffusers' definition of that factor)."""
-    std = vae.config.latents_std
-    return float(sum(std) / len(std)) if std else 1.0 / float(vae.config.scaling_factor)
-
-
 @torch.no_grad()
 def reconstruction_mse(vae: AutoencoderKL, x: Tensor, batch: int = 250) -> float:
     """Mean squared error per pixel, in [0, 1] units, of decode(posterior mean) clamped to [0, 1]."""

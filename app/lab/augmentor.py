@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from hard_core.assets import ASSETS, VAE_EDIT, VAE_NAME
+from hard_core.assets import ASSETS, VAE_NAME, vae_edit_bound
 from hard_core.augment.hard.affine import parse_dof
 from hard_core.worlds import WORLDS
 
@@ -102,16 +102,14 @@ def param_references(snapshot: dict, config: dict | None = None) -> dict[str, tu
 
 def vae_latent(config: dict) -> tuple[float, int] | None:
     """(eps, latent size) of the shipped VAE a HARD-vae run uses by default: eps is the bound on each
-    latent element (`VAE_EDIT` times the VAE's latent std, `hard_core.vae.latent_scale`); None for another VAE."""
+    latent element (`hard_core.assets.vae_edit_bound`, as the augmentor's); None for another VAE."""
     if config.get("hard") != "vae" or config.get("vae", "default") != "default":
         return None
     world = WORLDS.get(config.get("world") or "shift")
     card = ASSETS / f"{(world.vae if world and world.vae else VAE_NAME)}.json"
     try:
         info = json.loads(card.read_text())
-        std, factor = info["config"].get("latents_std"), info["config"]["scaling_factor"]
-        eps = VAE_EDIT * (sum(std) / len(std) if std else 1.0 / float(factor))
-        return float(eps), int(math.prod(info["latent_shape"]))
+        return vae_edit_bound(info["config"]), int(math.prod(info["latent_shape"]))
     except (OSError, KeyError, ValueError, TypeError):
         return None
 

@@ -22,9 +22,9 @@ import torch
 from diffusers import AutoencoderKL
 from torch import Tensor, nn
 
-from ...assets import VAE_EDIT
+from ...assets import latent_scale, vae_edit_bound
 from ...errors import UserError
-from ...vae import decode, encode, freeze, latent_scale, load_vae
+from ...vae import decode, encode, freeze, load_vae
 from .base import HardAugmentor
 
 
@@ -57,8 +57,8 @@ class VAEAugmentor(HardAugmentor):
             raise ValueError(f"need noise_dim >= 1, hidden >= 1, eps > 0; got {noise_dim}, {hidden}, {eps}")
         object.__setattr__(self, "vae", model)  # not a submodule: kept out of parameters() and state_dict()
         object.__setattr__(self, "_memo", None)  # the last batch's encoding (see `encoding`)
-        self.eps = float(eps) if eps is not None else VAE_EDIT * latent_scale(model)
-        self.scale = latent_scale(model)        # z / scale ~ unit variance at the head's input
+        self.eps = float(eps) if eps is not None else vae_edit_bound(model.config)
+        self.scale = latent_scale(model.config)  # z / scale ~ unit variance at the head's input
         self.noise_dim, self.use_latent = noise_dim, use_latent
         c = model.config.latent_channels
         self.head = nn.Sequential(
