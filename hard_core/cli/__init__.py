@@ -1,14 +1,17 @@
 """`python -m hard_core`: train | pretrain | eval | tstddev | probe | compare | matrix | assets | bench.
 
 User errors (bad flags, missing or corrupt files, shape mismatches, a diverged loss, offline
-downloads) print one line and exit with code 2; anything else is a bug and keeps its traceback.
+downloads) print one line and exit with code 2; SIGTERM stops the run in progress with a checkpoint and
+ends the command with 143 (128 + SIGTERM); anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from ..errors import UserError
+from ..runs import Stopped
 from . import assets, bench, compare, evaluate, matrix, probe, train, tstddev
 
 COMMANDS = {"train": train, "pretrain": train, "eval": evaluate, "tstddev": tstddev, "probe": probe, "compare": compare,
@@ -41,3 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Stopped as e:
+        print(e, file=sys.stderr)
+        return 128 + signal.SIGTERM

@@ -15,11 +15,16 @@ from .control import ControlFile
 from .store import CHECKPOINT, RunWriter
 
 
+class Stopped(Exception):
+    """A run stopped by SIGTERM, with its checkpoint and status written. It ends the command too: a command
+    that trains several runs (matrix, tstddev --validate, assets) must not go on to the next one."""
+
+
 def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
                on_event: Callable[[Event], None] | None = None, overrides: dict | None = None) -> Path:
     """Train into `out`; a failure is recorded in status.json and re-raised, the checkpoint stays intact.
     `overrides` (resume only) are knob values that replace the checkpoint's. SIGTERM stops the run at the
-    next step with a checkpoint and status "stopped"."""
+    next step with a checkpoint and status "stopped", then raises `Stopped`."""
     out = Path(out)
     writer = RunWriter(out, cfg, resume=resume, overrides=overrides)
     try:
@@ -35,6 +40,10 @@ def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
                 writer.write(event)
                 if on_event is not None:
                     on_event(event)
+            if terminated.is_set():
+                raise Stopped(f"stopped by SIGTERM; {out} holds its checkpoint")
+    except Stopped:
+        raise
     except UserError as e:
         writer.fail(str(e), getattr(e, "step", None))
         raise
