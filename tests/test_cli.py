@@ -84,6 +84,17 @@ def test_config_file_is_read_and_flags_override_it(tmp_path, capsys):
     assert saved["steps"] == 6 and saved["batch_size"] == 16 and saved["suites"] == "none"
 
 
+def test_each_hard_family_gets_its_own_lambda_unless_one_is_given(tmp_path):
+    from hard_core.config import RunConfig, load_config_file
+
+    assert [RunConfig(hard=h).hard_lambda for h in ("none", "affine", "colour", "mix", "vae")] == [1, 1, 1, 0, 0.3]
+    assert RunConfig(hard="vae", hard_lambda=2).hard_lambda == 2 and RunConfig(hard="mix", hard_lambda=1).hard_lambda == 1
+    (tmp_path / "c.yaml").write_text("hard: vae\n")  # a config file without lambda: the family's, and it is recorded
+    cfg = RunConfig.from_sources(tmp_path / "c.yaml")
+    assert cfg.hard_lambda == 0.3 and load_config_file(tmp_path / "c.yaml") == {"hard": "vae"}
+    assert RunConfig.model_validate(cfg.model_dump()).hard_lambda == 0.3
+
+
 def test_help_lists_commands_and_flags():
     out = subprocess.run([sys.executable, "-m", "hard_core", "train", "--help"], capture_output=True, text=True)
     assert out.returncode == 0

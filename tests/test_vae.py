@@ -98,6 +98,28 @@ def test_vae_augmentor_checkpoints_hold_only_the_head_and_to_moves_the_vae():
     assert x_aug.dtype == torch.float64
 
 
+def test_encodings_are_cached_per_image_by_content_and_bounded(data):
+    """The cache returns what a fresh encoding gives, encodes only images it has not seen (by their bytes,
+    not by tensor identity), forgets the least recently used beyond `cache_mb`, and empties on `.to()`."""
+    aug = VAEAugmentor((1, 40, 40))
+    x = data[40].x[:16]
+    z, base = aug.encoding(x)
+    assert torch.allclose(z, encode(aug.vae, x), atol=1e-5) and torch.allclose(base, decode(aug.vae, z, (40, 40)))
+    calls = []
+    real_encode = aug.vae.encode
+    aug.vae.encode = lambda images: calls.append(len(images)) or real_encode(images)
+    z2, _ = aug.encoding(torch.cat([x[8:].clone(), data[40].x[16:24]]))  # 8 seen (a copy), 8 new
+    assert calls == [8] and torch.equal(z2[:8], z[8:]) and len(aug._cache) == 24
+    edited = x[:1].clone()
+    edited[0, 0, 20, 20] += 0.5  # one pixel changed: a different image
+    assert not torch.equal(aug.encoding(edited)[0], z[:1]) and calls == [8, 1]
+    small = VAEAugmentor((1, 40, 40), cache_mb=10 * 8000 / 2**20)  # 10 images of 4x10x10 + 1x40x40 floats
+    small.encoding(x)
+    assert len(small._cache) == 10
+    aug.double()
+    assert not aug._cache
+
+
 def one_line(excinfo):
     message = str(excinfo.value)
     assert message and "\n" not in message, message

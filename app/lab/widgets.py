@@ -11,7 +11,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from hard_core.augment import AUGMENTATIONS
-from hard_core.config import RunConfig
+from hard_core.config import FAMILY_LAMBDA, RunConfig
 from hard_core.worlds import WORLDS
 
 from . import figures, runs
@@ -27,12 +27,12 @@ PRESETS = {  # the Learn page's "try it" links: form values (widget keys) to set
     "kd": {"f_hard": "none", "f_augment": "none"},
     "kd-shift": {"f_hard": "none", "f_augment": "shift"},
     "cutmixpick": {"f_hard": "none", "f_augment": "cutmixpick"},
+    # f_lambda None: the family's own lambda (hard_core.config.FAMILY_LAMBDA), which its result was measured with
     "hard-affine": {"f_world": "shift", "f_hard": "affine", "f_augment": "none", "f_dofs": ["translate"],
-                    "f_lambda": 1.0},
-    "hard-colour": {"f_world": "polarity", "f_hard": "colour", "f_augment": "none", "f_lambda": 1.0},
-    "hard-mix": {"f_world": "scarce", "f_hard": "mix", "f_augment": "none", "f_lambda": 1.0},
-    # vae on scarce data closes half the gap with a looser consistency term (docs/results.md)
-    "hard-vae": {"f_world": "scarce", "f_hard": "vae", "f_augment": "none", "f_lambda": 0.3},
+                    "f_lambda": None},
+    "hard-colour": {"f_world": "polarity", "f_hard": "colour", "f_augment": "none", "f_lambda": None},
+    "hard-mix": {"f_world": "scarce", "f_hard": "mix", "f_augment": "none", "f_lambda": None},
+    "hard-vae": {"f_world": "scarce", "f_hard": "vae", "f_augment": "none", "f_lambda": None},
 }
 # the lab's upper bounds (longer or wilder runs belong to the CLI): 20,000 steps is ~30 min on 2 CPU cores;
 # AdamW above lr 0.1 wrecks the MLP student (lr 1: loss 262 and 10% accuracy after 40 steps)
@@ -129,11 +129,14 @@ def run_form(teachers: dict[str, str]) -> RunConfig | None:
         values["affine"] = ",".join(dofs)
         slots["affine"] = st.empty()
     field("steps", st.number_input("Steps", value=LAB_DEFAULTS["steps"], step=100, key="f_steps"))
-    field("hard_lambda", st.number_input("λ (teacher consistency)", value=1.0, step=0.25, key="f_lambda"))
-    field("temperature", st.number_input("Temperature T", value=4.0, step=0.5, key="f_T"))
-    field("lr", st.number_input("Learning rate", value=1e-3, step=1e-4, format="%.4f", key="f_lr"))
-    field("batch_size", st.number_input("Batch size", value=128, step=32, key="f_batch"))
-    field("seed", st.number_input("Seed", value=0, step=1, key="f_seed"))
+    default = {name: f.default for name, f in RunConfig.model_fields.items()}  # the engine's own defaults
+    own = ", ".join(f"{family} {lam:g}" for family, lam in FAMILY_LAMBDA.items())
+    field("hard_lambda", st.number_input("λ (teacher consistency)", value=None, step=0.25, key="f_lambda",
+                                         placeholder="the family's own", help=f"empty: the family's own ({own})"))
+    field("temperature", st.number_input("Temperature T", value=default["temperature"], step=0.5, key="f_T"))
+    field("lr", st.number_input("Learning rate", value=default["lr"], step=1e-4, format="%.4f", key="f_lr"))
+    field("batch_size", st.number_input("Batch size", value=default["batch_size"], step=32, key="f_batch"))
+    field("seed", st.number_input("Seed", value=default["seed"], step=1, key="f_seed"))
     field("device", st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="f_device"))
     if values.get("affine") == "":
         slots["affine"].error("choose at least one degree of freedom", icon=":material/error:")

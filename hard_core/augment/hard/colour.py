@@ -25,7 +25,9 @@ from .base import HardAugmentor, register_augmentor
 @register_augmentor("colour")
 class ColourAugmentor(HardAugmentor):
     def __init__(self, input_shape, noise_dim: int = 16, hidden: int = 64, spread: float = 2.0,
-                 candidates: int = 4, share: float = 0.5):
+                 candidates: int = 4, share: float = 0.4):
+        # share 0.4: at 0.5 the student lost 1.4 points in-domain on the polarity world (94.7 against KD's
+        # 96.1), at 0.4 it loses 0.6 and still reads 83.5% of inverted digits (84.5 at 0.5)
         super().__init__(input_shape, spread, candidates=candidates, share=share)
         self.noise_dim = noise_dim
         c = self.input_shape[0]
