@@ -31,8 +31,8 @@ from .errors import UserError
 # Tiny on purpose: 60k parameters (0.25 MB in float32), a 4 x 10 x 10 latent at canvas 40 (two 2x
 # downsamplings). Its passes are nearly all of a HARD-vae step's cost: 8-16-16 channels encode 64 digits
 # in 16 ms and decode them in 38 ms on 2 CPU threads, against 49 and 108 ms with twice the channels (test
-# MSE 0.0015 against 0.0011). No attention in the
-# mid block: on 10 x 10 latents it cost ~35% more time for no visible gain. 4 groups divide 8 and 16.
+# MSE 0.0015 against 0.0011). No attention in the mid block: on 10 x 10 latents it cost ~35% more time
+# for no visible gain. 4 groups divide 8 and 16.
 CONFIG = dict(in_channels=1, out_channels=1, down_block_types=["DownEncoderBlock2D"] * 3,
               up_block_types=["UpDecoderBlock2D"] * 3, block_out_channels=[8, 16, 16], layers_per_block=1,
               latent_channels=4, norm_num_groups=4, sample_size=40, mid_block_add_attention=False)

@@ -6,5 +6,5 @@ from .reader import CHECKPOINT, RunInfo, RunReader, checkpoint_step, final_metri
 from .store import RunWriter
 
 __all__ = ["CHECKPOINT", "checkpoint_step", "LoadedRun", "load_augmentor", "load_run", "run_config", "RunWriter",
-           "RunReader", "RunInfo", "final_metrics", "list_runs", "load_student", "ControlFile", "read_control", "request", "run_to_dir",
-           "Stopped"]
+           "RunReader", "RunInfo", "final_metrics", "list_runs", "load_student", "ControlFile", "read_control",
+           "request", "run_to_dir", "Stopped"]
