@@ -219,8 +219,8 @@ def test_no_sampled_image_is_discarded(schedule, family):
     x, y = s.train.get(torch.arange(64))
     out = distil_step(s, x, F.one_hot(y, 10).float(), dict(lr=1e-3, temperature=4.0, alpha=1.0, hard_lambda=1.0), 1)
     student_batch = seen[-1]  # the student's training pass (the alternating update's pass comes before it)
-    c = 64 - round(s.augmentor.share * 64)  # affine augments 3/4 of the batch, colour half
-    assert student_batch.shape[0] == 64 and c == {"affine": 16, "colour": 32}[family]
+    c = 64 - round(s.augmentor.share * 64)  # affine augments 3/4 of the batch, colour 0.4 of it
+    assert student_batch.shape[0] == 64 and c == {"affine": 16, "colour": 38}[family]
     assert torch.equal(student_batch[:c], x[:c]) and torch.equal(out.x, x[c:])
     assert torch.equal(student_batch[c:], out.x_seen) and not torch.equal(out.x_seen, x[c:])
 
