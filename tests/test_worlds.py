@@ -48,6 +48,9 @@ def test_worlds_set_suite_teacher_oracle_and_data(digits):
     assert len(train_split(RunConfig(**{**scarce.model_dump(), **method_config(get_world("scarce"), "oracle")}),
                            digits)) == 4000
     assert method_config(get_world("polarity"), "oracle") == {"world": "polarity", "augment": "polarity"}
+    assert method_config(get_world("rotation"), "hard-affine") == {  # the world's own HARD-affine settings
+        "world": "rotation", "hard": "affine", "affine": "rotate", "hard_lambda": 0.0, "hard_candidates": 4}
+    assert method_config(get_world("shift"), "hard-affine") == {"world": "shift", "hard": "affine"}
     assert set(METHODS) >= {"kd", "oracle", "hard-colour"}
     with pytest.raises(UserError, match="unknown world 'moon'"):
         get_world("moon")

@@ -18,9 +18,10 @@ HARD_STORIES = {
                "polarity world's teacher reads white-on-black and black-on-white digits; the student trains on "
                "white-on-black only. Watch the student's *polarity* accuracy (every test digit inverted) and the "
                "gallery's middle row turning black-on-white."),
-    "mix": ("scarce", "HARD-mix learns to **mix** each digit with a partner from the batch, patch by patch. In the "
-            "scarce world the student has only 50 training digits per class; every mixed image is a new view that "
-            "the teacher labels. Watch the student's *test* accuracy against plain KD on the same 500 digits."),
+    "mix": ("scarce", "HARD-mix learns where to **cut a box of a partner digit** into each image, and how large: "
+            "a CutMix whose boxes the game places. In the scarce world the student has only 50 training digits per "
+            "class; every mixed image is a new view that the teacher labels. Watch the student's *test* accuracy "
+            "against plain KD on the same 500 digits."),
     "vae": ("scarce", "HARD-vae **edits the digits in the latent space** of a small VAE trained on all 4,000 training "
             "digits. In the scarce world the student has only 50 digits per class; each edit, up to a change of "
             "digit, is a new image that the teacher labels. Watch the student's *test* accuracy against plain KD on "
