@@ -18,7 +18,7 @@ from .errors import UserError
 # Each HARD family's default lambda. Affine and colour keep what the image shows, so the teacher must read
 # x_aug as it reads x (lambda 1). Mixing and latent edits change what it shows by design, and the teacher's
 # outputs on x_aug are the student's targets anyway; on scarce data a looser term let them help more:
-# mix 89.6% at lambda 1, 92.7 at 0; vae 91.1 at 1, 92.6 at 0.3, against KD's 88.4 (docs/results.md).
+# mix 89.6% at lambda 1, 92.7 at 0 (measured when mix blended a grid of patches); vae 91.1 at 1, 92.6 at 0.3, against KD's 88.4 (docs/results.md).
 FAMILY_LAMBDA = {"affine": 1.0, "colour": 1.0, "mix": 0.0, "vae": 0.3}
 
 
@@ -84,7 +84,7 @@ class RunConfig(BaseModel):
     hard_every: int = opt(4, "update the augmentor on every k-th student step (amortises its cost; between updates it only "
                     "augments)", ge=1)
     hard_share: float | None = opt(None, "share of the student's batch that the augmentor augments (default: the "
-                                 "family's own: 0.75 for affine, 0.4 for colour, 0.5 for mix and vae)", gt=0, le=1)
+                                 "family's own: 0.75 for affine, 0.4 for colour, 1 for mix, 0.5 for vae)", gt=0, le=1)
     affine: str = opt("translate", "HARD-affine degrees of freedom and bounds, e.g. 'translate' (15% of the "
                     "side), 'rotate' (90 degrees), 'translate:6,rotate:30,scale:0.2,shear:0.2', or 'all'")
     hard_image_input: bool = opt(False, "condition the affine augmentor on the image as well as on noise")
