@@ -70,7 +70,7 @@ class RunConfig(BaseModel):
     # HARD: a learned augmentor that makes teacher and student disagree (combines with --augment)
     hard: Literal["none", "affine", "colour", "mix", "vae"] = opt(
         "none", "learned hard augmentor: affine (spatial transformer) | colour (intensity maps, up to "
-        "inversion) | mix (learned mixing) | vae (latent edits)")
+        "inversion) | mix (a learned CutMix) | vae (latent edits)")
     hard_schedule: Literal["alternate", "reverse"] = opt(
         "alternate", "reverse: one pass, the augmentor behind a gradient reversal; alternate (the paper's): an "
         "augmentor update, then a student update on what it drew")

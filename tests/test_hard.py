@@ -282,7 +282,8 @@ def test_augmentor_updates_raise_the_hardness(family, world, lam, schedule, kd_s
         with torch.no_grad():
             xs = x.repeat(4, 1, 1, 1)
             x_aug, _ = s.augmentor(xs)
-            return game_metrics(s.teacher(xs), s.student(xs), s.teacher(x_aug), s.student(x_aug), 4.0)["hardness"].item()
+            metrics = game_metrics(s.teacher(xs), s.student(xs), s.teacher(x_aug), s.student(x_aug), 4.0)
+            return metrics["hardness"].item()
 
     before = hardness()
     for step in range(1, 11):

@@ -20,7 +20,7 @@ from .explore import DATASETS, dataset  # label -> (dataset, canvas): the same c
 STUDENTS = ["mlp", "small-cnn", "cnn"]
 HARD = {"affine": "HARD-affine: learned shifts, rotations, zooms, shears",
         "colour": "HARD-colour: learned intensity maps, up to inversion",
-        "mix": "HARD-mix: learned mixing of image pairs", "vae": "HARD-vae: learned edits in a VAE's latent",
+        "mix": "HARD-mix: a learned CutMix of image pairs", "vae": "HARD-vae: learned edits in a VAE's latent",
         "none": "none: plain KD"}
 DOFS = ["translate", "rotate", "scale", "shear"]
 PRESETS = {  # the Learn page's "try it" links: form values (widget keys) to set before the form draws

@@ -1,4 +1,4 @@
-"""HARD's learned augmentors: `affine` (spatial transformer), `colour` (intensity maps), `mix` (learned mixing),
+"""HARD's learned augmentors: `affine` (spatial transformer), `colour` (intensity maps), `mix` (a learned CutMix),
 `vae` (latent edits)."""
 from .base import HardAugmentor, build_augmentor, list_augmentors, register_augmentor, reverse_grad
 from . import affine, colour, mix  # noqa: E402,F401  (register the augmentors)
