@@ -85,3 +85,21 @@ def test_missing_corrupt_and_mismatched_checkpoints_are_user_errors(tmp_path):
 
     with pytest.raises(UserError, match="shape"):
         load_into(other, tmp_path / "m.safetensors")
+
+
+def test_an_augmentor_spec_this_version_cannot_build_is_one_clear_line(tmp_path):
+    """A run saved by an older HARD-mix (a grid of `patches`) or with a damaged spec: a UserError naming
+    the file, not a TypeError from the constructor."""
+    from hard_core.augment.hard import build_augmentor
+    from hard_core.runs.models import load_augmentor
+
+    m, _ = _trained()
+    aug = build_augmentor("mix", input_shape=(1, 8))
+    for spec in ({"patches": 4}, {"max_side": 7.0}):
+        aug.spec = {"augmentor": "mix", "input_shape": [1, 8], **spec}
+        save_checkpoint(tmp_path / "checkpoint.safetensors", {"student": m, "augmentor": aug}, {"step": 1})
+        with pytest.raises(UserError, match="mix augmentor cannot be rebuilt by this version"):
+            load_augmentor(tmp_path)
+    aug.spec = {"augmentor": "mix", "input_shape": [1, 8]}
+    save_checkpoint(tmp_path / "checkpoint.safetensors", {"student": m, "augmentor": aug}, {"step": 1})
+    assert torch.equal(load_augmentor(tmp_path).net[0].weight, aug.net[0].weight)

@@ -48,7 +48,10 @@ def load_augmentor(run_dir: str | Path, device="cpu") -> HardAugmentor | None:
     name, shape = spec.pop("augmentor", None), spec.pop("input_shape", None)
     if name is None or shape is None:
         raise UserError(f"{path} is not a HARD augmentor checkpoint")
-    augmentor = build_augmentor(name, input_shape=shape, **spec)
+    try:  # a spec from another version of the family (HARD-mix was a grid of patches), or a damaged one
+        augmentor = build_augmentor(name, input_shape=shape, **spec)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{path}: its {name} augmentor cannot be rebuilt by this version ({e})") from None
     load_into(augmentor, path, "augmentor")
     return augmentor.to(device).eval()
 
