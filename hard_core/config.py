@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 
@@ -21,6 +21,7 @@ from .errors import UserError
 # mix 92.5% at lambda 1, 93.4 at 0.3, 93.3 at 0; vae 91.1 at 1, 92.6 at 0.3; against KD's 88.4
 # (docs/results.md).
 FAMILY_LAMBDA = {"affine": 1.0, "colour": 1.0, "mix": 0.0, "vae": 0.3}
+LOGGERS = ("tensorboard", "wandb")  # where `--log` also sends a run's events (hard_core.runs.loggers)
 
 
 def opt(default, help: str, **bounds):
@@ -107,7 +108,23 @@ class RunConfig(BaseModel):
                         "(SyncBatchNorm) instead of each rank's shard")
     seed: int = opt(0, "random seed: same seed, same run on the same device")
     device: str = opt("auto", "auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = opt(
+        "auto", "autocast of the teacher's and the student's passes: auto (bf16 on GPUs that support it, fp16 "
+        "with a GradScaler on GPUs that do not, fp32 on the CPU) | bf16 | fp16 | fp32")
+    compile: bool = opt(False, "torch.compile the teacher and the student (a slower start for faster steps)")
+    log: str = opt("none", "also log the run to: none | tensorboard | wandb | tensorboard,wandb (TensorBoard "
+                   "files in <out>/tensorboard, W&B offline with WANDB_MODE=offline)")
     threads: int | None = opt(None, "torch CPU threads (default: torch's choice)", ge=1)
+
+    @field_validator("log")
+    @classmethod
+    def _log_targets(cls, value: str) -> str:
+        """A comma-separated subset of LOGGERS, normalised ("none" when empty)."""
+        names = [n.strip().lower() for n in value.split(",") if n.strip() and n.strip().lower() != "none"]
+        unknown = [n for n in names if n not in LOGGERS]
+        if unknown:
+            raise ValueError(f"unknown logger {unknown[0]!r}; choose none or any of {', '.join(LOGGERS)}")
+        return ",".join(dict.fromkeys(names)) or "none"
 
     @model_validator(mode="before")
     @classmethod
