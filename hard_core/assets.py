@@ -3,6 +3,7 @@
 A teacher for dataset D at canvas K is `assets/teacher-D-cK.safetensors` (1D datasets: `teacher-D`);
 a world with a teacher of its own adds its name (`teacher-mnist5k-c40-rotation`). Beside each is a
 `.json` card: dataset, canvas, world, architecture, accuracy per suite and the command that made it.
+`ASSETS` is the repository's assets/ in a checkout, and its installed copy (hard_core/_assets) in a wheel.
 `assets/cache/` holds what the engine computes once and ships precomputed (the teachers' references,
 see `hard_core.train.reference`); `cache_dir()` is where it keeps what it computes for anything else.
 """
@@ -13,7 +14,16 @@ from pathlib import Path
 
 from .errors import UserError
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+def _assets_folder() -> Path:
+    """The installed package's copy (`pip install .` ships the repository's assets/ as hard_core/_assets),
+    else the checkout's assets/ (a clone, an editable install)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "_assets"
+    return installed if installed.is_dir() else package.parent / "assets"
+
+
+ASSETS = _assets_folder()
 VAE_NAME = "vae-mnist5k"  # the shipped VAE behind `--hard vae` (hard_core.vae loads it)
 VAE_EDIT = 3.0  # HARD-vae's default bound on each latent element, in latent stds of its VAE
 

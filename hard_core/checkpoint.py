@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .errors import UserError
 from .models import build_model
+from .weights import check_finite, load_weights, read_safetensors, read_weights, refuse_pickle  # noqa: F401
 
 
 def atomic_write(path: Path, write, durable: bool = False) -> None:
@@ -67,19 +68,6 @@ def _module_tensors(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
 
 
-def _read(path: Path) -> tuple[dict, dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"corrupt checkpoint {path}: {str(e).splitlines()[0]}") from None
-    return tensors, meta
-
-
 def _json(path, meta: dict, key: str) -> dict:
     """A JSON object from the metadata, or one line saying what the file is not."""
     try:
@@ -98,12 +86,15 @@ def _part(tensors: dict, name: str) -> dict:
 
 def _model_file(path: Path, part: str = "student") -> tuple[dict, dict, dict]:
     """(spec, weights, extra) of a model file, or of one module of a run checkpoint (`part`)."""
-    tensors, meta = _read(path)
+    tensors, meta = read_safetensors(path)
     if meta.get("format") == FORMAT:
         layout = _json(path, meta, "parts")
         if not isinstance(layout.get(part), dict) or "spec" not in layout[part]:
             raise UserError(f"{path} holds no {part}")
         spec, tensors, extra = layout[part]["spec"], _part(tensors, part), _json(path, meta, "extra")
+    elif "spec" not in meta:
+        raise UserError(f"{path} holds plain weights, with no spec naming their architecture: name it, "
+                        "timm:ARCH@FILE or torchvision:ARCH@FILE, or pass a Hub folder (config.json + model.safetensors)")
     else:
         spec, extra = _json(path, meta, "spec"), _json(path, meta, "extra") if "extra" in meta else {}
     if not isinstance(spec, dict):
@@ -137,30 +128,6 @@ def load_into(model: nn.Module, path: Path, part: str = "student") -> nn.Module:
     return model
 
 
-def load_weights(model: nn.Module, tensors: dict, path) -> None:
-    """Strict load with a one-line error naming the first mismatch, or the first non-finite weight."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
-    if missing or unexpected:
-        key = (missing or unexpected)[0]
-        raise UserError(f"{path} does not match the model: {'missing' if missing else 'unexpected'} tensor '{key}'")
-    for k, v in tensors.items():
-        if own[k].shape != v.shape:
-            raise UserError(f"{path} does not match the model: '{k}' has shape {tuple(v.shape)}, "
-                            f"expected {tuple(own[k].shape)}")
-    check_finite(tensors, path)
-    model.load_state_dict(tensors)
-
-
-def check_finite(tensors: dict[str, Tensor], path) -> None:
-    bad = {k: int((~torch.isfinite(v)).sum()) for k, v in tensors.items() if v.is_floating_point()}
-    bad = {k: n for k, n in bad.items() if n}
-    if bad:
-        first = next(iter(bad))
-        raise UserError(f"{path} is corrupt: {sum(bad.values())} weights are NaN or infinite (first in '{first}')")
-
-
 # ---- the run checkpoint: every module and optimizer of a run, and its step, in ONE file ----
 
 FORMAT = "hard_core.checkpoint/1"
@@ -182,11 +149,12 @@ def save_checkpoint(path: Path, parts: dict, extra: dict) -> None:
 
 
 def _metadata(path: Path) -> dict:
+    refuse_pickle(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"corrupt checkpoint {path}: {str(e).splitlines()[0]}") from None
+        raise UserError(f"{path} is corrupt or not a safetensors file: {str(e).splitlines()[0]}") from None
 
 
 def read_checkpoint_extra(path: Path) -> dict:
@@ -204,7 +172,7 @@ def checkpoint_parts(path: Path) -> list[str]:
 def load_checkpoint(path: Path, parts: dict) -> dict:
     """Restore every part of `parts` (as in `save_checkpoint`) from `path`; returns its `extra`. Refuses
     (one line) a file that lacks a part or holds one more, a shape that differs, or a non-finite value."""
-    tensors, meta = _read(path)
+    tensors, meta = read_safetensors(path)
     if meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a hard_core run checkpoint")
     layout, extra = _json(path, meta, "parts"), _json(path, meta, "extra")

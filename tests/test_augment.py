@@ -196,6 +196,25 @@ def test_unknown_name_and_bad_arguments():
         build_augment("mixup", num_classes=K, alpha=0)
 
 
+def test_a_registered_augmentation_is_listed_by_strength_and_gets_only_its_options():
+    from hard_core.augment import NoAugment, list_augments, register_augment, registry
+
+    got = {}
+
+    @register_augment("test-between", strength=15)
+    def between(*, num_classes: int, alpha: float = 1.0):
+        got.update(num_classes=num_classes, alpha=alpha)
+        return NoAugment(num_classes=num_classes)
+
+    try:
+        assert list_augments()[:3] == ["none", "shift", "test-between"]  # none 0, shift 10, rotation 20
+        assert isinstance(build_augment("test-between", num_classes=K, alpha=0.3, max_shift=2), NoAugment)
+        assert got == {"num_classes": K, "alpha": 0.3}
+    finally:
+        registry._AUGMENTS.pop("test-between")
+    assert "test-between" not in list_augments() and list(AUGMENTATIONS) == list_augments()
+
+
 def test_pick_top_is_exact():
     scores = torch.tensor([0.3, 0.9, 0.1, 0.9, 0.5])
     assert pick_top(scores, 3).tolist() == [1, 3, 4]  # ties: lower index first

@@ -33,7 +33,7 @@ BAD = [
     (["train", "--steps", "0", "--teacher", "{t28}"], "--steps"),
     (["train", "--steps", "-5", "--teacher", "{t28}"], "--steps"),
     (["train", "--teacher", "{tmp}/missing"], "not found"),
-    (["train", "--teacher", "{tmp}/corrupt.safetensors"], "corrupt checkpoint"),
+    (["train", "--teacher", "{tmp}/corrupt.safetensors"], "is corrupt"),
     (["train", "--canvas", "40", "--teacher", "{t28}"], "expects inputs (1, 28, 28)"),
     (["train", "--config", "{tmp}/missing.yaml"], "config file not found"),
     (["train", "--config", "{tmp}/bad.yaml"], "cannot parse config"),
@@ -115,3 +115,18 @@ def test_bench_compares_variants_at_equal_images_per_step(capsys):
     assert set(out["ratio_to_kd"]) == {"hard-affine", "hard-colour"} and all(v > 0 for v in out["ratio_to_kd"].values())
     for name, ms in out["ms_per_step"].items():  # images/s is the batch over the time per step
         assert out["images_per_s"][name] == pytest.approx(32 / (ms / 1000), rel=0.01)
+
+
+def test_device_is_declared_once():
+    """Every command's --device is RunConfig's field: one help text; where there is no --config, its default."""
+    import argparse
+
+    from hard_core.cli import parser
+    from hard_core.config import RunConfig
+
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    helps = {name: a.help for name, p in commands.items() for a in p._actions if "--device" in a.option_strings}
+    assert set(helps) >= {"train", "pretrain", "eval", "tstddev", "bench", "matrix", "probe"}
+    assert len(set(helps.values())) == 1, helps
+    for name in ("bench", "matrix", "probe"):
+        assert commands[name].get_default("device") == RunConfig.model_fields["device"].default

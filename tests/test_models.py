@@ -14,11 +14,12 @@ def test_models_map_2d_and_1d_inputs_to_logits(name, shape):
 
 
 def test_resnets_and_registry():
-    assert {"cnn", "mlp", "small-cnn", "resnet18-cifar", "resnet18", "resnet50"} <= set(list_models())
+    assert {"cnn", "mlp", "small-cnn", "resnet18-cifar", "timm:<architecture>",
+            "torchvision:<architecture>"} <= set(list_models())
     m = build_model("resnet18-cifar", input_shape=(3, 32, 32), num_classes=100)
     assert m(torch.rand(2, 3, 32, 32)).shape == (2, 100)
-    m = build_model("resnet18", input_shape=(1, 64, 64), num_classes=5)
-    assert m(torch.rand(2, 1, 64, 64)).shape == (2, 5)
+    m = build_model("torchvision:resnet18", input_shape=(1, 64, 64), num_classes=5)  # grey fed into 3 channels
+    assert m.spec["size"] == [3, 64, 64] and m(torch.rand(2, 1, 64, 64)).shape == (2, 5)
 
 
 def test_normalization_lives_inside_the_model():

@@ -9,7 +9,8 @@ from hard_core.data import load_dataset, make_suites
 from hard_core.data.nuisance import thicken
 from hard_core.errors import UserError
 from hard_core.train.evaluate import accuracy
-from hard_core.train.setup import suite_spec, teacher_path, train_split
+from hard_core.teacher import teacher_path
+from hard_core.train.setup import suite_spec, train_split
 from hard_core.worlds import METHODS, WORLDS, get_world, method_config
 
 

@@ -25,7 +25,8 @@ from hard_core.models import build_model
 from hard_core.probes import rank_augmentations
 from hard_core.checkpoint import checkpoint_parts, write_json
 from hard_core.runs import CHECKPOINT, RunReader, load_augmentor
-from hard_core.train.setup import dataset_for, load_teacher, teacher_path
+from hard_core.teacher import load_teacher, teacher_path
+from hard_core.train.setup import dataset_for
 
 from .augmentor import hardness_reading
 from .runs import finished

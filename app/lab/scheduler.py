@@ -104,8 +104,8 @@ def group_priority(pid: int, nice: int) -> None:
 
 def server_priority(waiting: bool = False) -> None:
     """Set the lab server's own CPU priority (its autogroup's nice): below the runs it shows, since drawing
-    a page must not slow training down (one pair on 2 cores: lab cost +36% -> +14%), except while a page
-    waits for a run's first images (at nice 10 they took 3.1-3.6 s instead of 1.7 s). The runs start in
+    a page must not slow training down (one pair on 2 cores: lab cost +14%, against +36% at nice 0), except
+    while a page waits for a run's first images (at nice 10 they took 3.1-3.6 s instead of 1.7 s). The runs start in
     sessions of their own, so they keep nice 0. One server, one group: the last page to call decides."""
     group_priority(os.getpid(), 0 if waiting else SERVER_NICE)
 

@@ -180,9 +180,9 @@ def views() -> tuple[RunView, RunView | None]:
 # with its twin: Chromium's renderer spent ~1.9 s of CPU in 36 s on the verdict's 12 refreshes, and
 # 0.15-0.3 s more on each plotly chart whose data changed. So the verdict and progress bar refresh every 3 s,
 # the images every 0.5 s until the first ones are on screen, then every 6 s; and while the run is live the
-# headline's figures redraw at most every 12 s, the other figures every 24 s (before: renderer ~12 s of CPU
-# in 36 s, after: 5-7.5 s). At the lab's defaults the run logs a step every ~1.5 s, snapshots every
-# ~3.5 s and evaluates every ~7 s; when it ends everything is drawn once more, up to date.
+# headline's figures redraw at most every 12 s, the other figures every 24 s (the renderer's CPU in 36 s:
+# 5-7.5 s, against ~12 s when every refresh redraws them). At the lab's defaults the run logs a step every
+# ~1.5 s, snapshots every ~3.5 s and evaluates every ~7 s; when it ends everything is drawn once more, up to date.
 FIRST, NUMBERS, PICTURES = 0.5, 3.0, 6.0
 STORY, DETAILS = 12.0, 24.0
 active = going()

@@ -14,30 +14,15 @@ torch.Size([8, 1, 28, 28])
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .registry import register_augment
+from ..models import eval_mode
 from .standard import Augment, CutMix
 
 CRITERIA = ("teacher-entropy", "student-entropy", "kl")
-
-
-@contextmanager
-def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
-    """Put modules in eval mode and restore every submodule's own train/eval flag afterwards."""
-    saved = [(m, m.training) for module in modules if module is not None for m in module.modules()]
-    try:
-        for module in modules:
-            if module is not None:
-                module.eval()
-        yield
-    finally:
-        for m, flag in saved:
-            m.training = flag
 
 
 def pick_top(scores: Tensor, keep: int) -> Tensor:
@@ -66,6 +51,7 @@ def score_candidates(x: Tensor, criterion: str, temperature: float, teacher: nn.
     return (log_t.exp() * (log_t - log_s)).sum(1)
 
 
+@register_augment("cutmixpick", strength=110)
 class CutMixPick(Augment):
     """CutMix candidates scored by the teacher/student; returns the `keep` highest-scoring ones.
 

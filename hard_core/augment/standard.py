@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 from ..data.nuisance import invert, shift, thicken_each
 from ..errors import UserError
 from .hard.affine import warp
+from .registry import register_augment
 
 
 class Augment:
@@ -68,6 +69,7 @@ class Augment:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+@register_augment("none", strength=0)
 class NoAugment(Augment):
     """Identity: returns the very same tensors."""
 
@@ -77,6 +79,7 @@ class NoAugment(Augment):
         return x, y
 
 
+@register_augment("shift", strength=10)
 class Shift(Augment):
     """Random integer translation per sample, uniform in [-max_shift, max_shift] on each axis.
 
@@ -113,6 +116,7 @@ class Shift(Augment):
         return self.apply_params(x, self.make_params(x)), y
 
 
+@register_augment("rotation", strength=20)
 class Rotation(Augment):
     """Each image rotated about its centre by an angle uniform in [-max_degrees, max_degrees] (bilinear,
     black outside): the rotation world's nuisance. One batched `affine_grid` warp (HARD-affine's own):
@@ -131,6 +135,7 @@ class Rotation(Augment):
         return warp(x, {"rotate": angles.to(x.device, x.dtype)}), y
 
 
+@register_augment("polarity", strength=30)
 class Polarity(Augment):
     """Each image inverted (x -> 1 - x) with probability `p`: the polarity world's nuisance."""
 
@@ -147,6 +152,7 @@ class Polarity(Augment):
         return invert(x, torch.rand(x.shape[0]) < self.p), y
 
 
+@register_augment("thickness", strength=40)
 class Thickness(Augment):
     """Strokes thinned, kept or thickened by up to `radius` pixels, uniformly per image: the thickness
     world's nuisance (grey erosion / dilation, `data.nuisance.thicken`)."""
@@ -169,8 +175,8 @@ class Thickness(Augment):
 # thread, ms per batch (whole batch at once / one call per sample / groups of 8):
 #   flip-crop 0.2 / 4.4 / 0.6,  randaugment 2.8 / 12.6 / 2.2,  autoaugment 0.5 / 10.0 / 1.9,
 #   cutout 0.07 / 4.2 / 0.6.
-# A KD step of the toy (CNN teacher, MLP student, batch 128) costs ~47 ms on 2 cores (a first prototype:
-# 600 steps in 28 s), so per-sample costs 10-25% extra at worst; we take it (group_size=1) for full diversity.
+# A KD step of the toy (CNN teacher, MLP student, batch 128) costs ~47 ms on 2 cores, so per-sample costs
+# 10-25% extra at worst: the default (group_size=1) pays it for full diversity.
 # PerSample(..., group_size=8) is the cheaper choice for large batches.
 class PerSample(Augment):
     """Applies a torchvision v2 transform with fresh random parameters per sample (or per group).
@@ -217,6 +223,28 @@ def _cutout(h: int, w: int) -> v2.Transform:
     return v2.RandomErasing(p=1.0, scale=(0.02, 0.25), value=0.0)
 
 
+@register_augment("flip-crop", strength=50)
+def flip_crop(*, num_classes: int) -> PerSample:
+    return PerSample("flip-crop", _flip_crop, num_classes=num_classes)
+
+
+# torchvision's defaults for the two policies: RandAugment 2 ops at magnitude 9 of 31, AutoAugment's ImageNet
+# policy; nearest interpolation, 0 fill. Their colour ops only exist for grey or RGB images.
+@register_augment("randaugment", strength=60)
+def randaugment(*, num_classes: int) -> PerSample:
+    return PerSample("randaugment", lambda h, w: v2.RandAugment(), num_classes=num_classes, channels=(1, 3))
+
+
+@register_augment("autoaugment", strength=70)
+def autoaugment(*, num_classes: int) -> PerSample:
+    return PerSample("autoaugment", lambda h, w: v2.AutoAugment(), num_classes=num_classes, channels=(1, 3))
+
+
+@register_augment("cutout", strength=80)
+def cutout(*, num_classes: int) -> PerSample:
+    return PerSample("cutout", _cutout, num_classes=num_classes)
+
+
 def _pairing(n: int) -> Tensor:
     """Random permutation `perm`; v2.MixUp/CutMix pair position j with j-1, so shuffle first (CPU)."""
     return torch.randperm(n)
@@ -245,6 +273,7 @@ class _MixBase(Augment):
         return xp[inv], yp[inv]
 
 
+@register_augment("mixup", strength=90)
 class MixUp(_MixBase):
     """x_i' = lam x_i + (1 - lam) x_partner, labels likewise; one lam per batch (torchvision v2.MixUp)."""
 
@@ -261,6 +290,7 @@ class MixUp(_MixBase):
         return xo.view_as(x), yo
 
 
+@register_augment("cutmix", strength=100)
 class CutMix(_MixBase):
     """Paste a box of a partner image; label weight of the partner = box area fraction.
 
@@ -292,33 +322,3 @@ class CutMix(_MixBase):
         out = x.clone()
         out[..., a:b] = x[partner][..., a:b]
         return out, lam * y + (1.0 - lam) * y[partner]
-
-
-def standard_augment(name: str, *, num_classes: int, max_shift: int = 4, alpha: float = 1.0) -> Augment:
-    """Build one of the standard augmentations by name (see `hard_core.augment.build_augment`)."""
-    if name == "none":
-        return NoAugment(num_classes=num_classes)
-    if name == "shift":
-        return Shift(num_classes=num_classes, max_shift=max_shift)
-    if name == "rotation":
-        return Rotation(num_classes=num_classes)
-    if name == "polarity":
-        return Polarity(num_classes=num_classes)
-    if name == "thickness":
-        return Thickness(num_classes=num_classes)
-    if name == "mixup":
-        return MixUp(num_classes=num_classes, alpha=alpha)
-    if name == "cutmix":
-        return CutMix(num_classes=num_classes, alpha=alpha)
-    makers: dict[str, Callable[[int, int], v2.Transform]] = {
-        "flip-crop": _flip_crop,
-        # torchvision defaults: 2 ops at magnitude 9 of 31; ImageNet policy; nearest interpolation, 0 fill.
-        "randaugment": lambda h, w: v2.RandAugment(),
-        "autoaugment": lambda h, w: v2.AutoAugment(),
-        "cutout": _cutout,
-    }
-    if name in makers:
-        # The auto-augment colour ops only exist for grey or RGB images.
-        channels = (1, 3) if name in ("randaugment", "autoaugment") else None
-        return PerSample(name, makers[name], num_classes=num_classes, channels=channels)
-    raise KeyError(name)

@@ -33,6 +33,7 @@ from ..data.stream import EpochSampler
 from ..train.distributed import is_lead
 from ..train.setup import build_session
 from ..train.step import distil_step
+from .flags import add_config_flag
 
 VARIANTS = {"kd": {}, "hard-affine": {"hard": "affine"},
             "hard-affine-reverse": {"hard": "affine", "hard_schedule": "reverse"},
@@ -51,7 +52,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported (x KD: the "
                    "median of each round's ratio) [default: 5]")
     p.add_argument("--steps", type=int, default=10, help="steps per variant per round [default: 10]")
-    p.add_argument("--device", default="auto")
+    add_config_flag(p, "device")
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of: " + ", ".join(VARIANTS))
     every = RunConfig.model_fields["hard_every"].default
     p.add_argument("--hard-every", type=int, default=every, metavar="K",

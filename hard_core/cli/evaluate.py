@@ -10,7 +10,7 @@ from ..errors import UserError
 from ..runs import load_student, run_config
 from ..runs.reader import checkpoint_step
 from ..train import accuracy, dataset_for, pick_device, suites_for
-from ..train.setup import check_fits
+from ..teacher import check_fits
 from .flags import add_config_flags
 from .printer import format_acc
 

@@ -7,11 +7,13 @@ import typing
 from ..config import RunConfig
 
 
-def add_config_flags(p: argparse.ArgumentParser, skip=(), rename: dict | None = None, defaults=None) -> None:
-    """One `--flag` per RunConfig field; every default is None so only given flags override --config."""
+def add_config_flags(p: argparse.ArgumentParser, skip=(), rename: dict | None = None, defaults=None,
+                     only=None) -> None:
+    """One `--flag` per RunConfig field (or per field named in `only`); every default is None so only given
+    flags override --config."""
     rename, defaults = rename or {}, defaults or {}
     for name, field in RunConfig.model_fields.items():
-        if name in skip or name == "kind":
+        if name in skip or name == "kind" or (only is not None and name not in only):
             continue
         flag = "--" + rename.get(name, name).replace("_", "-")
         ann = field.annotation
@@ -28,6 +30,15 @@ def add_config_flags(p: argparse.ArgumentParser, skip=(), rename: dict | None = 
         text = field.description.replace("%", "%%")  # argparse formats help with %
         kw["help"] = text + ("" if default is None else f" [default: {default}]")
         p.add_argument(flag, **kw)
+
+
+def add_config_flag(p: argparse.ArgumentParser, name: str) -> None:
+    """RunConfig's field `name` as a flag of a command without --config (e.g. `--device` of bench, matrix and
+    probe): the field's help, and its default as the flag's value when the flag is not given."""
+    if name not in RunConfig.model_fields:
+        raise KeyError(name)
+    add_config_flags(p, only=(name,))
+    p.set_defaults(**{name: RunConfig.model_fields[name].default})
 
 
 def config_from_args(args: argparse.Namespace, **fixed) -> RunConfig:

@@ -23,6 +23,7 @@ from ..runs.matrix import accuracies, build_config, cell_dir, markdown, rows, sa
 from ..runs.reader import read_json
 from ..train.events import StepMetrics
 from ..worlds import METHODS, WORLDS, get_world
+from .flags import add_config_flag
 
 EXAMPLE = ("example:\n  python -m hard_core matrix --worlds shift,scarce --methods kd,oracle,hard-affine "
            "--steps 600 --out docs/matrix")
@@ -40,7 +41,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--canvas", type=int, default=40, help="0 for none (e.g. mnist1d) [default: 40]")
     p.add_argument("--student", default="mlp")
     p.add_argument("--teacher", default="default", help="'default': each world's shipped teacher")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps [default: auto]")
+    add_config_flag(p, "device")
     p.add_argument("--threads", type=int, help="torch CPU threads per run (e.g. 1 on a shared machine)")
 
 
@@ -98,7 +99,7 @@ def run(args) -> int:
     common = dict(steps=args.steps, dataset=args.dataset, canvas=args.canvas or None, teacher=args.teacher,
                   student=args.student, device=args.device, threads=args.threads)
     plan = {(w, m, s): build_config(w, m, s, **common) for w in worlds for m in methods for s in range(args.seeds)}
-    from ..train.setup import teacher_path  # each world's teacher exists: fail now, not after an hour
+    from ..teacher import teacher_path  # each world's teacher exists: fail now, not after an hour
 
     for w in worlds:
         teacher_path(plan[w, methods[0], 0].teacher, plan[w, methods[0], 0])

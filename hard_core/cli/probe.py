@@ -21,6 +21,7 @@ from ..probes.live import run_grids
 from ..runs import load_run, run_config
 from ..runs.reader import checkpoint_step
 from ..train import dataset_for, pick_device
+from .flags import add_config_flag
 
 CHUNK = 256  # images per disagreement-map batch
 
@@ -36,7 +37,7 @@ def add_parser(sub, name: str) -> None:
                         "(+-30 degrees x zoom 0.75..1.25); 1D runs have shift only [default: shift]")
     p.add_argument("--images", type=int, default=256, metavar="N",
                    help="test images in the probe set, a seeded random choice [default: 256]")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps [default: auto]")
+    add_config_flag(p, "device")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..augment.cutmixpick import eval_mode
+from ..models import eval_mode
 from ..losses import kl_div
 
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..augment.cutmixpick import eval_mode
+from ..models import eval_mode
 from ..data.nuisance import shift
 from ..losses import kl_div
 

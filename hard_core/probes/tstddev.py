@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..augment import AUGMENTATIONS, Augment, build_augment
-from ..augment.cutmixpick import eval_mode
+from ..models import eval_mode
 
 VIEWS = ("augmented", "original+augmented")
 Views = Literal["augmented", "original+augmented"]

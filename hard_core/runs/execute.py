@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..train import Event, train
 from ..train.distributed import is_lead
 from .control import ControlFile
+from .loggers import open_loggers
 from .store import CHECKPOINT, RunWriter
 
 
@@ -27,7 +28,10 @@ def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
     next step with a checkpoint and status "stopped", then raises `Stopped`."""
     out = Path(out)
     writer = RunWriter(out, cfg, resume=resume, overrides=overrides)
+    loggers = []
     try:
+        if is_lead():  # --log: the same events, also to TensorBoard / W&B
+            loggers = open_loggers(cfg, out, resume=resume)
         with _sigterm_stops() as terminated:
             control = ControlFile(out) if is_lead() else dict  # under torchrun, rank 0 alone reads control.json
 
@@ -38,6 +42,8 @@ def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
             for event in train(cfg, control=requests, resume=out / CHECKPOINT if resume else None,
                                overrides=overrides):
                 writer.write(event)
+                for log in loggers:
+                    log.write(event)
                 if on_event is not None:
                     on_event(event)
             if terminated.is_set():
@@ -54,6 +60,8 @@ def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
         writer.fail(f"crashed: {type(e).__name__}: {e}")
         raise
     finally:
+        for log in loggers:
+            log.close()
         writer.close()
     return out
 

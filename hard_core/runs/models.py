@@ -59,7 +59,8 @@ def load_augmentor(run_dir: str | Path, device="cpu") -> HardAugmentor | None:
 def load_run(run_dir: str | Path, device="cpu", augmentor: bool = True) -> LoadedRun:
     """Config, data, teacher (None for pretrain runs), student and augmentor (unless `augmentor=False`:
     the VAE one loads a diffusers model) of a run with a checkpoint."""
-    from ..train.setup import check_fits, dataset_for, load_teacher  # the trainer's own rules
+    from ..teacher import check_fits, load_teacher  # the trainer's own rules
+    from ..train.setup import dataset_for
 
     path = Path(run_dir)
     cfg = run_config(path)

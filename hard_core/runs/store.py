@@ -36,7 +36,7 @@ from ..config import RunConfig
 from ..errors import UserError
 from ..train.distributed import backend_for, env_world
 from ..train.events import Checkpoint, Event, Snapshot, Status, StepMetrics
-from ..train.setup import pick_device
+from ..train.setup import pick_device, resolve_precision
 from .reader import CHECKPOINT
 
 
@@ -117,9 +117,11 @@ class RunWriter:
 
     def _create(self) -> None:
         (self.dir / "snapshots").mkdir(exist_ok=True)
-        backend = backend_for(pick_device(self.cfg.device)) if self.world > 1 else None
+        device = pick_device(self.cfg.device)
+        backend = backend_for(device) if self.world > 1 else None
         write_json(self.dir / "config.json", {"config": self.cfg.model_dump(), "versions": versions(),
                                               "command": sys.argv, "created": time.time(),
+                                              "precision": resolve_precision(self.cfg.precision, device),
                                               "distributed": {"world_size": self.world, "backend": backend}})
         self._events = open(self.dir / "events.jsonl", "a", encoding="utf-8")
 

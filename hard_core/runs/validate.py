@@ -31,7 +31,8 @@ from ..data import Split, default_suites
 from ..errors import UserError
 from ..probes.tstddev import Views, rank_augmentations
 from ..train import dataset_for, pick_device
-from ..train.setup import load_teacher, train_split
+from ..teacher import load_teacher
+from ..train.setup import train_split
 from .execute import run_to_dir
 from .reader import CHECKPOINT, load_student, read_json
 

@@ -6,17 +6,16 @@ from torch import Tensor, nn
 
 from ..data import Split
 from ..data.stream import FileSplit, in_order
+from ..models import eval_mode
 
 
 @torch.no_grad()
 def predict(model: nn.Module, split: Split | FileSplit, batch_size: int = 1000) -> Tensor:
     """Top-1 predictions for every image of `split` (model in eval mode for the call)."""
-    was_training = model.training
-    model.eval()
     preds = []
-    for x, _ in in_order(split, batch_size):  # a streamed split is decoded by DataLoader workers
-        preds.append(model(x).argmax(1))
-    model.train(was_training)
+    with eval_mode(model):
+        for x, _ in in_order(split, batch_size):  # a streamed split is decoded by DataLoader workers
+            preds.append(model(x).argmax(1))
     return torch.cat(preds)
 
 

@@ -11,16 +11,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..assets import shipped_teacher
 from ..augment import Augment, build_augment
 from ..augment.hard import HardAugmentor, build_augmentor
-from ..checkpoint import load_model
 from ..config import RunConfig
 from ..data import Dataset, Split, default_suites, load_dataset, make_suites, parse_suites
 from ..data.stream import FileSplit, sample, should_stream, step_batches
 from ..data.suites import check_suites
 from ..errors import UserError
 from ..models import build_model
+from ..teacher import load_teacher
 from ..worlds import World, get_world
 from .distributed import Dist, env_world
 
@@ -84,39 +83,6 @@ def suites_for(cfg: RunConfig, dataset: Dataset) -> dict[str, Split]:
     return {"test": dataset.test, **make_suites(held(dataset, SUITE_IMAGES), suite_spec(cfg, dataset), seed=0)}
 
 
-def teacher_path(spec: str, cfg: RunConfig) -> Path:
-    if spec == "default":
-        return shipped_teacher(cfg.dataset, cfg.canvas, get_world(cfg.world).teacher)
-    path = Path(spec)
-    if path.is_dir():
-        path = path / "checkpoint.safetensors"
-        if not path.is_file():
-            raise UserError(f"--teacher {spec}: that directory holds no checkpoint (is the run finished?)")
-    elif not path.is_file():
-        raise UserError(f"--teacher {spec}: not found (give a pretrain run directory, a .safetensors file, "
-                        "or 'default')")
-    return path
-
-
-def load_teacher(cfg: RunConfig, dataset: Dataset, device) -> nn.Module:
-    """A frozen, eval-mode teacher whose input shape and classes match the dataset."""
-    path = teacher_path(cfg.teacher, cfg)
-    teacher = load_model(path, device)
-    check_fits(teacher, dataset, f"teacher {path}")
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
-
-
-def check_fits(model: nn.Module, dataset: Dataset, what: str) -> None:
-    if tuple(model.input_shape) != dataset.input_shape:
-        raise UserError(f"{what} expects inputs {tuple(model.input_shape)} but {dataset.name} gives "
-                        f"{dataset.input_shape} (check --canvas)")
-    if model.spec["num_classes"] != dataset.num_classes:
-        raise UserError(f"{what} has {model.spec['num_classes']} classes but {dataset.name} has "
-                        f"{dataset.num_classes}")
-
-
 @dataclass
 class Session:
     cfg: RunConfig
@@ -135,11 +101,18 @@ class Session:
     student_ddp: nn.Module | None = None
     augmentor_ddp: nn.Module | None = None
     streamed: bool = False  # batches come through a DataLoader (from disk, or from host memory)
+    precision: str = "fp32"  # resolved from --precision: bf16 | fp16 | fp32 (`resolve_precision`)
+    teacher_step: nn.Module | None = None  # the teacher as the step runs it (compiled with --compile)
     _suites: dict[str, Split] | None = None
 
     def __post_init__(self):
         self.student_ddp = self.student if self.student_ddp is None else self.student_ddp
         self.augmentor_ddp = self.augmentor if self.augmentor_ddp is None else self.augmentor_ddp
+        self.teacher_step = self.teacher if self.teacher_step is None else self.teacher_step
+        # fp16 needs its gradients scaled; the augmentor's own update gets a scaler of its own
+        fp16 = self.precision == "fp16"
+        self.scaler = torch.amp.GradScaler(self.device.type) if fp16 else None
+        self.augmentor_scaler = torch.amp.GradScaler(self.device.type) if fp16 and self.augmentor else None
 
     @property
     def suites(self) -> dict[str, Split]:
@@ -151,8 +124,9 @@ class Session:
 
     @property
     def autocast(self):
-        """bf16 autocast on CUDA; a no-op context elsewhere."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        """Autocast at the run's precision (bf16 or fp16); a no-op context for fp32."""
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        return torch.autocast(self.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
     def batches(self, start: int):
         """This rank's part of the global batch of every step after `start`, on the device."""
@@ -163,6 +137,23 @@ class Session:
         if self.cfg.schedule == "constant":
             return base_lr
         return base_lr * 0.5 * (1 + math.cos(math.pi * step / self.cfg.steps))
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """`auto`: bf16 on GPUs that support it, fp16 (with a GradScaler) on GPUs that do not (T4, V100), fp32 on
+    the CPU and MPS. An explicit bf16 on a GPU without it is one line, not torch's traceback."""
+    bf16_gpu = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    if requested == "auto":
+        return ("bf16" if bf16_gpu else "fp16") if device.type == "cuda" else "fp32"
+    if requested == "bf16" and device.type == "cuda" and not bf16_gpu:
+        raise UserError(f"--precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use "
+                        "--precision fp16 (or auto)")
+    return requested
+
+
+def compiled(module: nn.Module | None, on: bool) -> nn.Module | None:
+    """`torch.compile(module)` with --compile; the module itself otherwise (and for None)."""
+    return torch.compile(module) if on and module is not None else module
 
 
 def train_split(cfg: RunConfig, dataset: Dataset) -> Split:
@@ -218,8 +209,9 @@ def build_session(cfg: RunConfig) -> Session:
         augmentor_optimizer = torch.optim.Adam([p for p in augmentor.parameters() if p.requires_grad], lr=cfg.hard_lr)
     streamed = isinstance(train, FileSplit) or should_stream(cfg.stream, len(train), dataset.input_shape)
     return Session(cfg, device, dataset, train if streamed else train.to(device), teacher, student, augment,
-                   optimizer, augmentor, augmentor_optimizer, dist, dist.wrap(student),
-                   dist.wrap(augmentor), streamed)
+                   optimizer, augmentor, augmentor_optimizer, dist, compiled(dist.wrap(student), cfg.compile),
+                   dist.wrap(augmentor), streamed, resolve_precision(cfg.precision, device),
+                   compiled(teacher, cfg.compile))
 
 
 def augmentor_for(cfg: RunConfig, input_shape, device, world: World) -> HardAugmentor:

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from ..augment.hard import reverse_grad
 from ..losses import augmentor_objective, ce_loss, game_metrics, hard_loss, kd_loss
+from ..models import eval_mode
 from .setup import Session
 
 
@@ -47,7 +48,8 @@ class StepResult:
 
 def distil_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure: bool = False) -> StepResult:
     """One optimiser step on batch (x, y); `measure` adds HARD's game metrics (an extra student pass)."""
-    x_aug, y_aug = s.augment(x, y, s.teacher, s.student)
+    with s.autocast:  # CutMixPick scores its candidates with the models: the same arithmetic as the step
+        x_aug, y_aug = s.augment(x, y, s.teacher, s.student)
     if s.cfg.views == "original+augmented":  # paper 2: KD on the originals and their augmented views
         x, y = torch.cat([x, x_aug]), torch.cat([y, y_aug])
     else:
@@ -57,16 +59,30 @@ def distil_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measur
     with s.autocast:
         if s.teacher is not None:
             with torch.no_grad():
-                t_logits = s.teacher(x)
+                t_logits = s.teacher_step(x)
         s_logits = s.student_ddp(x)
         if s.cfg.loss == "kd":
             loss = kd_loss(s_logits, t_logits, y, knobs["temperature"], knobs["alpha"])
         else:
             loss, t_logits = ce_loss(s_logits, y), None
-    s.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    s.optimizer.step()
+    descend(loss, s.scaler, s.optimizer)
     return StepResult(loss.detach(), x, x, y, t_logits, s_logits.detach())
+
+
+def descend(loss: Tensor, scaler, *optimizers, inputs=None) -> None:
+    """One gradient step of `optimizers` on `loss` (only into `inputs`, if given); through the fp16
+    GradScaler when there is one, which skips the step if a gradient overflowed."""
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward(inputs=inputs)
+        for optimizer in optimizers:
+            optimizer.step()
+        return
+    scaler.scale(loss).backward(inputs=inputs)
+    for optimizer in optimizers:
+        scaler.step(optimizer)
+    scaler.update()
 
 
 def _draw(s: Session, src: Tensor, t_src: Tensor, knobs: dict, grad: bool):
@@ -86,8 +102,8 @@ def _draw(s: Session, src: Tensor, t_src: Tensor, knobs: dict, grad: bool):
         x_aug, params = augmentor(src if k == 1 else src.repeat(k, *[1] * (src.dim() - 1)))
     if k == 1:
         return x_aug, params, None
-    with torch.no_grad():
-        t_aug = s.teacher(x_aug)
+    with torch.no_grad(), eval_mode(s.student):  # scoring leaves the student's BatchNorm statistics alone
+        t_aug = s.teacher_step(x_aug)
         score = augmentor_objective(t_aug, s.student(x_aug), t_src.repeat(k, 1), knobs["temperature"],
                                     knobs["hard_lambda"], reduction="none")
         keep = score.view(k, m).argmax(0) * m + torch.arange(m, device=src.device)
@@ -106,7 +122,7 @@ def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure
     game = update or measure or s.augmentor.candidates > 1  # steps that need the teacher on the sources
     with s.autocast:
         with torch.no_grad():  # KD targets for x[:c]; and where the game is scored, its reference T(x[c:])
-            t_x = s.teacher(x if game else x[:c])
+            t_x = s.teacher_step(x if game else x[:c])
         t_clean, t_src = t_x[:c], (t_x[c:] if game else None)
         if update and not single:  # the student then learns from the images of the augmentor's update
             x_aug, params, t_aug = _augmentor_update(s, src, t_src, knobs)
@@ -114,10 +130,10 @@ def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure
             x_aug, params, t_aug = _draw(s, src, t_src, knobs, grad=single)
         x_in = reverse_grad(x_aug) if single else x_aug
         if single:
-            t_aug = s.teacher(x_in)  # with the graph: the consistency term's gradient reaches the augmentor
+            t_aug = s.teacher_step(x_in)  # with the graph: the consistency term's gradient reaches the augmentor
         elif t_aug is None:
             with torch.no_grad():
-                t_aug = s.teacher(x_aug)
+                t_aug = s.teacher_step(x_aug)
         s_logits = s.student_ddp(torch.cat([x[:c], x_in]))
         if single:
             loss, kd = hard_loss(s_logits, t_clean, t_aug, t_src, y, temperature, knobs["alpha"],
@@ -125,17 +141,13 @@ def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure
         else:
             loss = kd = kd_loss(s_logits, torch.cat([t_clean, t_aug]), y, temperature, knobs["alpha"])
         extra = {}
-        if measure:  # the game in numbers, with the student as it was on this batch (before its update)
-            with torch.no_grad():
-                extra = game_metrics(t_src, s.student(src), t_aug, s_logits[c:], temperature)
+        if measure:  # the game in numbers, with the student as it was on this batch (before its update), in
+            # eval mode on both sides: measuring leaves its BatchNorm statistics alone
+            with torch.no_grad(), eval_mode(s.student):
+                extra = game_metrics(t_src, s.student(src), t_aug, s.student(x_aug), temperature)
             extra["spread"] = s.augmentor.spread.detach().clone()
-    s.optimizer.zero_grad(set_to_none=True)
+    descend(loss, s.scaler, *([s.optimizer, s.augmentor_optimizer] if single else [s.optimizer]))
     if single:
-        s.augmentor_optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    s.optimizer.step()
-    if single:
-        s.augmentor_optimizer.step()
         s.augmentor.project_()
     # for display, pair each source image with its augmented version and the models' outputs on it
     return StepResult(kd.detach(), src, x_aug.detach(), y[c:], t_aug.detach(), s_logits[c:].detach(),
@@ -149,11 +161,10 @@ def _augmentor_update(s: Session, src: Tensor, t_src: Tensor, knobs: dict):
     The student here is the unwrapped module: its weights get no gradient from this pass, so under DDP
     there is nothing of it to all-reduce (the augmentor's own gradients are, through its wrapper)."""
     x_aug, params, _ = _draw(s, src, t_src, knobs, grad=True)
-    t_aug = s.teacher(x_aug)
-    score = augmentor_objective(t_aug, s.student(x_aug), t_src, knobs["temperature"], knobs["hard_lambda"])
+    t_aug = s.teacher_step(x_aug)
+    with eval_mode(s.student):  # the augmentor's pass leaves the student's BatchNorm statistics alone
+        score = augmentor_objective(t_aug, s.student(x_aug), t_src, knobs["temperature"], knobs["hard_lambda"])
     trainable = [p for p in s.augmentor.parameters() if p.requires_grad]
-    s.augmentor_optimizer.zero_grad(set_to_none=True)
-    (-score).backward(inputs=trainable)
-    s.augmentor_optimizer.step()
+    descend(-score, s.augmentor_scaler, s.augmentor_optimizer, inputs=trainable)
     s.augmentor.project_()
     return x_aug.detach(), {k: v.detach() for k, v in params.items()}, t_aug.detach()

@@ -6,8 +6,8 @@ Both ends lie in [0, 1], so every output pixel does too, with no clamp: the map 
 white to `hi`. r = 0 gives lo 0, hi 1, the identity; r = pi gives lo 1, hi 0, the full inversion
 x -> 1 - x; gain (hi - lo) spans [-1, 1] and bias (lo) [0, 1]. Inversion is a discrete nuisance behind a
 barrier: on the way from gain 1 to gain -1 every image turns flat grey, which the teacher cannot read, so
-the consistency term pushes back. Gradient ascent from the identity never crosses it (a prototype stayed
-at gain 1.05). Started wide instead (spread 2 puts cos r anywhere in [-1, 1]), part of the samples start
+the consistency term pushes back. Gradient ascent from the identity never crosses it (started there, the
+gain stays near 1). Started wide instead (spread 2 puts cos r anywhere in [-1, 1]), part of the samples start
 on the inverted side and the game keeps the ones the student gets wrong. cos never saturates, so a
 sample can always move back. (TeachAugment's colour augmentor is the nearest relative.)
 
