@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .errors import UserError
-from .models import build_model
+from .models import Classifier, build_model
 from .weights import check_finite, load_weights, read_safetensors, read_weights, refuse_pickle  # noqa: F401
 
 
@@ -106,17 +106,23 @@ def read_model_spec(path: Path, part: str = "student") -> dict:
     return _model_file(path, part)[0]
 
 
-def load_model(path: Path, device="cpu") -> nn.Module:
+def load_model(path: Path, device="cpu", body: nn.Module | None = None) -> nn.Module:
     """Rebuild the architecture from the file's spec and load its weights, in eval mode. `path` is a model
-    file (`save_model`) or a run checkpoint (`save_checkpoint`, whose student is loaded)."""
+    file (`save_model`) or a run checkpoint (`save_checkpoint`, whose student is loaded). A model that was a
+    Python object (`hard_core.distil`) cannot be rebuilt from JSON: pass a fresh one as `body`."""
     spec, tensors, _ = _model_file(path)
     missing = [k for k in ("model", "input_shape", "num_classes") if k not in spec]
     if missing:
         raise UserError(f"{path} is not a hard_core model checkpoint (its spec lacks {', '.join(missing)})")
+    name = str(spec["model"])
+    if name.startswith("python:") and body is None:
+        raise UserError(f"{path}: this model was a Python object ({name[7:]}); rebuild one and load the weights "
+                        f"into it: hard_core.load_student(RUN, model={name[7:]}(...))")
     try:
-        model = build_model(spec["model"], input_shape=spec["input_shape"], num_classes=spec["num_classes"],
-                            mean=spec.get("mean"), std=spec.get("std"))
-    except (TypeError, ValueError) as e:
+        model = Classifier(body, spec["input_shape"], spec["mean"], spec["std"], spec) if body is not None else \
+            build_model(name, input_shape=spec["input_shape"], num_classes=spec["num_classes"],
+                        mean=spec.get("mean"), std=spec.get("std"), size=spec.get("size"), args=spec.get("args"))
+    except (TypeError, ValueError, KeyError) as e:
         raise UserError(f"{path}: its spec does not build a model ({e})".splitlines()[0]) from None
     load_weights(model, tensors, path)
     return model.to(device).eval()

@@ -34,6 +34,9 @@ def teacher_path(ref: str, cfg: RunConfig) -> Path:
     """The hard_core model file behind `default`, a run directory or a file (not for models of other libraries)."""
     if ref == "default":
         return shipped_teacher(cfg.dataset, cfg.canvas, get_world(cfg.world).teacher)
+    if ref.startswith("python:"):
+        raise UserError(f"this run's teacher was a Python object ({ref[7:]}), handed to hard_core.distil; only "
+                        "Python can hand it over again")
     path = Path(ref)
     if path.is_dir():
         path = path / "checkpoint.safetensors"

@@ -12,20 +12,22 @@ from torch import Tensor, nn
 from .errors import UserError
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl", ".pickle")
-_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive, or a bare pickle
 
 
 def refuse_pickle(path: Path) -> None:
     """A pickle (torch.save, a .pth / .bin / .ckpt file) is never loaded: one line that says so and gives the
-    one-line conversion to safetensors for the user to run on a file they trust."""
+    one-line conversion to safetensors for the user to run on a file they trust. The content decides: a
+    safetensors file (an 8-byte length, then its JSON header) passes whatever its name."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            head = f.read(9)
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    if path.suffix.lower() in PICKLE_SUFFIXES or head.startswith(_PICKLE_MAGIC):
-        out = path.with_suffix(".safetensors")
+    if head[8:9] == b"{":
+        return
+    if path.suffix.lower() in PICKLE_SUFFIXES or head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        out = path.with_suffix(".safetensors")  # torch.save's zip archive, or a bare pickle
         raise UserError(
             f"{path} is a pickle (torch.save), which could run code when loaded, so hard_core never loads one. "
             f"If you trust it, convert it once: python -c \"import torch; from safetensors.torch import save_file; "

@@ -22,6 +22,7 @@ from hard_core.augment import AUGMENTATIONS, build_augment, pick_top, score_cand
 from hard_core.config import RunConfig
 from hard_core.data import Dataset, default_suites
 from hard_core.models import build_model
+from hard_core.models.external import is_external
 from hard_core.probes import rank_augmentations
 from hard_core.checkpoint import checkpoint_parts, write_json
 from hard_core.runs import CHECKPOINT, RunReader, load_augmentor
@@ -38,10 +39,11 @@ PARAM_SAMPLES = 128  # images the HARD augmentor transforms for its parameter hi
 PICK_STUDENT = "mlp"  # CutMixPick's scoring student: a freshly initialised one (no trained student here)
 
 
-def config_for(label: str, teacher: str = "default") -> RunConfig:
-    """A RunConfig naming the data set of `label` and a teacher, so the trainer's own loaders apply."""
+def config_for(label: str, teacher: str = "default", world: str = "shift") -> RunConfig:
+    """A RunConfig naming the data set of `label`, a teacher and its world (whose shipped teacher 'default'
+    is), so the trainer's own loaders apply."""
     name, canvas = DATASETS[label]
-    return RunConfig(dataset=name, canvas=canvas, teacher=teacher)
+    return RunConfig(dataset=name, canvas=canvas, teacher=teacher, world=world)
 
 
 def dataset(label: str) -> Dataset:
@@ -50,9 +52,9 @@ def dataset(label: str) -> Dataset:
 
 
 @lru_cache(maxsize=8)
-def teacher(label: str, spec: str = "default") -> nn.Module:
-    """The frozen, eval-mode teacher: 'default' is the shipped CNN; else a run directory or file."""
-    cfg = config_for(label, spec)
+def teacher(label: str, spec: str = "default", world: str = "shift") -> nn.Module:
+    """The frozen, eval-mode teacher: 'default' is the world's shipped CNN; else anything --teacher takes."""
+    cfg = config_for(label, spec, world)
     return load_teacher(cfg, dataset(label), "cpu")
 
 
@@ -154,8 +156,8 @@ def run_hardness(run_dir: Path | None) -> dict | None:
 
 
 def rank(label: str, teacher_spec: str = "default", batches: int = 20, batch_size: int = 128,
-         seed: int = 0) -> list[tuple[str, float]]:
-    """T. stddev of every standard augmentation that applies, for this teacher, lowest first.
+         seed: int = 0, world: str = "shift") -> list[tuple[str, float]]:
+    """T. stddev of every standard augmentation that applies, for this teacher (of `world`), lowest first.
 
     Same settings as `python -m hard_core tstddev`: training images and labels, the shift suite's
     strength for "shift", CutMixPick with its teacher-entropy criterion, and paper 2's views (each batch's
@@ -163,9 +165,9 @@ def rank(label: str, teacher_spec: str = "default", batches: int = 20, batch_siz
     The ranking takes a minute or two on 2 CPU cores, so it is computed once per teacher (its weights'
     hash), data set and settings and kept (see `kept_rankings`).
     """
-    model = teacher(label, teacher_spec)
+    model = teacher(label, teacher_spec, world)
     key = ranking_key(model, label, batches, batch_size, seed)
-    places = kept_rankings(label, teacher_spec, key)
+    places = kept_rankings(label, teacher_spec, key, world)
     for path in places:
         try:
             kept = json.loads(path.read_text())
@@ -187,12 +189,14 @@ def rank(label: str, teacher_spec: str = "default", batches: int = 20, batch_siz
     return ranked
 
 
-def kept_rankings(label: str, teacher_spec: str, key: str) -> list[Path]:
+def kept_rankings(label: str, teacher_spec: str, key: str, world: str = "shift") -> list[Path]:
     """Where a computed ranking is looked for, in order: next to a shipped teacher (`tstddev-<teacher>.json`
     in assets/, written by `docs/bench/explorer_ranking.py --ship`, so a fresh clone ranks at once), then
     the engine's cache folder (`hard_core.assets.cache_dir`), where what is computed once is kept,
     shared by every session and surviving a restart. Each file names the `key` it was computed for."""
-    path = teacher_path(teacher_spec, config_for(label, teacher_spec))
+    if is_external(teacher_spec):  # a model of another library: never shipped
+        return [cache_dir() / f"tstddev-{key}.json"]
+    path = teacher_path(teacher_spec, config_for(label, teacher_spec, world))
     shipped = [path.with_name(f"tstddev-{path.stem}.json")] if path.resolve().parent == ASSETS.resolve() else []
     return shipped + [cache_dir() / f"tstddev-{key}.json"]
 

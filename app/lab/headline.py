@@ -18,6 +18,7 @@ from hard_core.worlds import WORLDS
 
 from .figures import AXES, AXIS_TITLES, PALETTE, WAITING_EVAL, layout, downsample, latest
 from .live import RunView
+from .teachers import describe
 
 COLOURS = {"teacher": "#555555", "kd": PALETTE[0], "run": PALETTE[1]}
 
@@ -174,7 +175,7 @@ def panel(view: RunView, twin: RunView | None, every: float = 0.0) -> None:
             left.plotly_chart(fig, key="headline_maps")
         m1, m2, m3 = left.columns(3)
         teacher, kd, mine = ood(view.events, suite, "teacher"), ood(twin_events, suite), ood(view.events, suite)
-        m1.metric(f"teacher · {suite}", percent(teacher))
+        m1.metric(f"teacher · {suite}", percent(teacher), help=describe(cfg) or None)
         if twin is None:
             m2.metric(f"KD twin · {suite}", "off", help="Start with the KD twin switched on to compare")
         else:

@@ -14,10 +14,8 @@ from typing import Callable, TypeVar
 
 from PIL import Image
 
-from hard_core.runs import CHECKPOINT, RunReader
+from hard_core.runs import RunReader
 from hard_core.runs.reader import read_json
-
-from .runs import finished
 
 CACHE = 24  # snapshots, and figures or pictures, kept in memory per view (a snapshot is ~60 kB)
 T = TypeVar("T")
@@ -47,7 +45,7 @@ class RunView:
     def config(self) -> dict:
         """The run's config: config.json once the engine has started, before that what the lab queued."""
         if not self._config:
-            self._config = self.reader.config() or (read_json(self.path / "lab.json", {}) or {}).get("config") or {}
+            self._config = saved_config(self.path, self.reader)
         return self._config
 
     @property
@@ -106,6 +104,12 @@ class RunView:
         return self.probe_snapshot(float("inf"))
 
 
+def saved_config(path: Path, reader: RunReader | None = None) -> dict:
+    """A run's config: config.json once the engine has started, before that what the lab queued (lab.json)."""
+    path = Path(path)
+    return (reader or RunReader(path)).config() or (read_json(path / "lab.json", {}) or {}).get("config") or {}
+
+
 def world_text(path: Path) -> str:
     """"world size N (backend)" for a run that torchrun trained on N ranks (config.json), else ""."""
     try:
@@ -124,11 +128,3 @@ def eta_text(status: dict) -> str:
     left = max(total - step, 0) / rate
     return f"{rate:.1f} steps/s · ETA {int(left // 60)}:{int(left % 60):02d}"
 
-
-def teacher_choices() -> dict[str, str]:
-    """Label -> --teacher value: the shipped teacher first, then the lab's finished pretrain runs."""
-    choices = {"shipped CNN (trained with shifts)": "default"}
-    for row in finished():
-        if row["kind"] == "pretrain" and (row["path"] / CHECKPOINT).is_file():
-            choices[f"pretrain run {row['id']} ({row['student']}, {row['dataset']})"] = str(row["path"])
-    return choices

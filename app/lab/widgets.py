@@ -14,7 +14,7 @@ from hard_core.augment import AUGMENTATIONS
 from hard_core.config import FAMILY_LAMBDA, RunConfig
 from hard_core.worlds import WORLDS
 
-from . import figures, runs
+from . import figures, runs, teachers
 from .explore import DATASETS, dataset  # label -> (dataset, canvas): the same choices on every page
 
 STUDENTS = ["mlp", "small-cnn", "cnn"]
@@ -99,9 +99,9 @@ def apply_preset() -> str | None:
     return name
 
 
-def run_form(teachers: dict[str, str]) -> RunConfig | None:
+def run_form() -> RunConfig | None:
     """The run-configuration controls; returns a valid RunConfig, or None after showing, under each bad
-    field, one line saying what is wrong with it. `teachers`: label -> teacher spec ('default' first)."""
+    field, one line saying what is wrong with it."""
     values, slots = {}, {}
 
     def field(name, widget):
@@ -114,10 +114,10 @@ def run_form(teachers: dict[str, str]) -> RunConfig | None:
     field("world", st.selectbox("World", list(WORLDS), key="f_world", format_func=lambda w: f"{w}: {WORLDS[w].nuisance}",
                                 help="the nuisance the teacher learned and the student's data lacks: picks the "
                                      "shipped teacher and the OOD suite that tests the transfer"))
-    teacher = st.selectbox("Teacher", list(teachers), key="f_teacher",
-                           help="the world's shipped CNN (trained with its nuisance), or a finished pretrain run")
-    values["teacher"] = teachers[teacher]
+    values["teacher"], teacher_error = teacher_field(values["dataset"], values["canvas"], values["world"])
     slots["teacher"] = st.empty()
+    if teacher_error:
+        slots["teacher"].error(teacher_error, icon=":material/error:")
     field("student", st.selectbox("Student", STUDENTS, key="f_student"))
     field("augment", st.selectbox("Standard augmentation", list(AUGMENTATIONS), key="f_augment",
                                   help="applied before the HARD augmentor; cutmixpick keeps the candidates "
@@ -138,6 +138,8 @@ def run_form(teachers: dict[str, str]) -> RunConfig | None:
     field("batch_size", st.number_input("Batch size", value=default["batch_size"], step=32, key="f_batch"))
     field("seed", st.number_input("Seed", value=default["seed"], step=1, key="f_seed"))
     field("device", st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="f_device"))
+    if teacher_error:
+        return None
     if values.get("affine") == "":
         slots["affine"].error("choose at least one degree of freedom", icon=":material/error:")
         return None
@@ -152,6 +154,26 @@ def run_form(teachers: dict[str, str]) -> RunConfig | None:
     for name, message in problems.items():
         slots[name].error(message, icon=":material/error:")
     return None if problems else cfg
+
+
+def teacher_field(dataset: str, canvas: int | None, world: str) -> tuple[str, str | None]:
+    """The Teacher choice (the world's shipped teacher, finished pretrain runs, or your own: a folder or file
+    on the server, typed in a field below it), checked as the engine loads it. Returns (--teacher value, the
+    one line that says what is wrong with it or None); a teacher of your own is described under its field."""
+    options = teachers.choices(dataset, canvas, world)
+    choice = st.selectbox("Teacher", list(options), key="f_teacher", format_func=lambda v: options.get(v, v),
+                          help="the world's shipped CNN (trained with its nuisance), a finished pretrain run, or "
+                               "a teacher of your own on the server")
+    if choice != teachers.OWN:
+        ref = choice if choice in options else "default"
+    else:
+        ref = teachers.resolve(st.text_input("Teacher folder or file on the server", key="f_teacher_path",
+                                             placeholder=teachers.PLACEHOLDER, help=teachers.HELP))
+    with st.spinner("Loading the teacher to check it…", show_time=False):
+        checked = teachers.check(ref, dataset, canvas, world)
+    if checked.error is None and choice == teachers.OWN:
+        st.caption(f"Teacher: {checked.description}")
+    return ref, checked.error
 
 
 def lab_limits(cfg: RunConfig, label: str) -> dict[str, str]:

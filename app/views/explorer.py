@@ -7,7 +7,7 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from hard_core.runs import run_config
-from lab import augmentor, explore, figures, images, runs, stories
+from lab import augmentor, explore, figures, images, runs, stories, teachers
 
 st.title("Augmentation explorer")
 st.caption("Pick a data set and an augmentation: the top row shows test images as they are, the row "
@@ -20,7 +20,7 @@ augmentation = c2.selectbox("Augmentation", explore.choices(label), key="x_augme
                             help="standard augmentations, CutMixPick (paper 2), or a learned HARD augmentor")
 seed = int(c3.number_input("Seed", min_value=0, max_value=1_000_000, value=0, step=1, key="x_seed"))
 
-run_dir, teacher_spec = None, "default"
+run_dir, teacher_spec, world = None, "default", "shift"
 if augmentation == explore.HARD:
     hard_runs = explore.hard_runs(label)
     if not hard_runs:
@@ -29,7 +29,8 @@ if augmentation == explore.HARD:
     else:
         run_dir = hard_runs[st.selectbox("Finished HARD run", list(hard_runs), key="x_run")]
         try:
-            teacher_spec = run_config(run_dir).teacher or "default"
+            trained = run_config(run_dir)
+            teacher_spec, world = trained.teacher or "default", trained.world
         except UserError as e:
             st.error(str(e))
             run_dir = None
@@ -55,20 +56,21 @@ if augmentation != explore.HARD or run_dir is not None:
 
 st.subheader("Which standard augmentation suits this teacher?")
 st.markdown(explore.TSTDDEV_TEXT.format(batches=20))
-teacher_name = "the shipped CNN teacher" if teacher_spec == "default" else f"teacher `{teacher_spec}`"
-ranked_key = f"x_ranked:{label}:{teacher_spec}"
+name, canvas = explore.DATASETS[label]
+teacher_name = teachers.describe({"dataset": name, "canvas": canvas, "world": world, "teacher": teacher_spec})
+ranked_key = f"x_ranked:{label}:{world}:{teacher_spec}"
 
 
 @st.cache_data(show_spinner="Scoring every augmentation with the teacher (about a minute, once per teacher; then kept)…",
                max_entries=8)
-def ranking(label: str, teacher_spec: str) -> list[tuple[str, float]]:
-    return explore.rank(label, teacher_spec)
+def ranking(label: str, teacher_spec: str, world: str) -> list[tuple[str, float]]:
+    return explore.rank(label, teacher_spec, world=world)
 
 
 if st.button(f"Rank the standard augmentations for {teacher_name}", key="x_rank") or st.session_state.get(ranked_key):
     st.session_state[ranked_key] = True
     try:
-        ranked = ranking(label, teacher_spec)
+        ranked = ranking(label, teacher_spec, world)
     except UserError as e:
         st.error(str(e))
     else:

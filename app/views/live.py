@@ -11,8 +11,8 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from hard_core.runs import RunReader, read_control
-from lab import augmentor, figures, headline, images, runs, stories
-from lab.live import RunView, eta_text, teacher_choices, world_text
+from lab import augmentor, figures, headline, images, runs, stories, teachers
+from lab.live import RunView, eta_text, saved_config, world_text
 from lab.scheduler import LIVE, server_priority
 from lab.widgets import LAB_LIMITS, apply_preset, chart, current_run, invariance_view, owner_key, run_form
 
@@ -24,7 +24,7 @@ with st.sidebar:
     st.header("Run")
     if preset:
         st.success(f"Preset **{preset}** loaded: press Start.")
-    cfg = run_form(teacher_choices())
+    cfg = run_form()
     twin = st.toggle("Also train its plain-KD twin", value=True, key="f_twin",
                      help="the same world, seed and steps without augmentation, for the headline's comparison; "
                           "a finished identical twin is reused, a new one trains in the background")
@@ -88,6 +88,9 @@ else:
     world = world_text(run_dir)
     st.caption(f"Watching run `{run_id}` read-only: it belongs to another session or was started from the CLI"
                + (f" · {world}" if world else "") + ".")
+teacher_text = teachers.describe(saved_config(run_dir))
+if teacher_text:
+    st.caption(f"Teacher: {teacher_text}")
 
 
 def numbers(view: RunView, twin: RunView | None) -> None:

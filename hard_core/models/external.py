@@ -100,9 +100,9 @@ def _hub_folder(folder: Path, input_shape, num_classes: int) -> Classifier:
     if "architecture" in config:
         return _timm_folder(folder, config, path, input_shape, num_classes)
     if "architectures" in config:
-        from .transformers import load_transformers_folder
-
-        return load_transformers_folder(folder, config, read_weights(path), input_shape, num_classes)
+        raise UserError(f"{folder} is a transformers folder ({', '.join(map(str, config['architectures']))}); "
+                        "HARD Lab reads timm's Hub layout: save the model with timm (save_for_hf), or its state "
+                        "dict as timm:ARCH@FILE")
     raise UserError(f"{folder}/config.json is neither timm's layout ('architecture') nor transformers' "
                     "('architectures')")
 

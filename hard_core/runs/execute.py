@@ -10,9 +10,10 @@ from typing import Callable
 from ..config import RunConfig
 from ..errors import UserError
 from ..train import Event, train
+from ..train.setup import Given
 from ..train.distributed import is_lead
 from .control import ControlFile
-from .loggers import open_loggers
+from .loggers import open_loggers, require_loggers
 from .store import CHECKPOINT, RunWriter
 
 
@@ -22,11 +23,15 @@ class Stopped(Exception):
 
 
 def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
-               on_event: Callable[[Event], None] | None = None, overrides: dict | None = None) -> Path:
+               on_event: Callable[[Event], None] | None = None, overrides: dict | None = None,
+               given: Given | None = None) -> Path:
     """Train into `out`; a failure is recorded in status.json and re-raised, the checkpoint stays intact.
-    `overrides` (resume only) are knob values that replace the checkpoint's. SIGTERM stops the run at the
-    next step with a checkpoint and status "stopped", then raises `Stopped`."""
+    `overrides` (resume only) are knob values that replace the checkpoint's; `given`, a Python caller's own
+    data set, teacher or student (`hard_core.distil`). SIGTERM stops the run at the next step with a
+    checkpoint and status "stopped", then raises `Stopped`."""
     out = Path(out)
+    if is_lead():
+        require_loggers(cfg)  # a missing package stops here, before the run directory exists
     writer = RunWriter(out, cfg, resume=resume, overrides=overrides)
     loggers = []
     try:
@@ -40,7 +45,7 @@ def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
                     else control()
 
             for event in train(cfg, control=requests, resume=out / CHECKPOINT if resume else None,
-                               overrides=overrides):
+                               overrides=overrides, given=given):
                 writer.write(event)
                 for log in loggers:
                     log.write(event)

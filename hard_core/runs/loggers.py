@@ -34,13 +34,18 @@ GALLERY = ("clean", "augmented")  # the Snapshot tensors drawn as images
 ENDS = ("finished", "stopped", "failed")  # states after which a run writes nothing more
 
 
+def require_loggers(cfg: RunConfig) -> list[str]:
+    """The loggers `cfg.log` names, each package checked: a missing one is one line, before anything runs."""
+    names = [n for n in cfg.log.split(",") if n in ("tensorboard", "wandb")]
+    for name in names:
+        _require(name)
+    return names
+
+
 def open_loggers(cfg: RunConfig, out: str | Path, resume: bool = False) -> list:
     """The loggers `cfg.log` names, open on the run directory `out` (empty for "none")."""
     kinds = {"tensorboard": TensorBoardLog, "wandb": WandbLog}
-    names = [n for n in cfg.log.split(",") if n in kinds]
-    for name in names:  # every package is checked before any logger starts
-        _require(name)
-    return [kinds[name](cfg, Path(out), resume) for name in names]
+    return [kinds[name](cfg, Path(out), resume) for name in require_loggers(cfg)]
 
 
 class _Log:

@@ -150,11 +150,12 @@ def checkpoint_step(run_dir: str | Path) -> int | None:
     return read_checkpoint_extra(checkpoint_path(run_dir)).get("step")
 
 
-def load_student(run_dir: str | Path, device: str = "cpu") -> nn.Module:
+def load_student(run_dir: str | Path, device: str = "cpu", model: nn.Module | None = None) -> nn.Module:
     """The trained student of a run (or of a model file), in eval mode, with `.input_shape`; maps [0, 1]
-    images to logits.
+    images to logits. Every registered or library student (`mlp`, `timm:NAME`, ...) is rebuilt from the
+    checkpoint's spec; a student that was your own module (`hard_core.distil`) is loaded into `model`.
 
     >>> student = load_student("runs/R")
     >>> logits = student(torch.rand(8, *student.input_shape))
     """
-    return load_model(checkpoint_path(run_dir), device)
+    return load_model(checkpoint_path(run_dir), device, body=model)

@@ -27,7 +27,7 @@ from ..config import KNOBS, RunConfig
 from ..errors import UserError
 from .evaluate import accuracy
 from .events import Checkpoint, EvalMetrics, Event, Snapshot, Status, StepMetrics
-from .setup import Session, build_session
+from .setup import Given, Session, build_session
 from .reference import first_evaluation
 from .step import StepResult, distil_step
 
@@ -44,11 +44,12 @@ class Diverged(UserError):
 
 
 def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Path | None = None,
-          overrides: dict | None = None) -> Iterator[Event]:
+          overrides: dict | None = None, given: Given | None = None) -> Iterator[Event]:
     """Train (or pretrain) as `cfg` says, yielding events. `resume` is a run checkpoint file to continue
-    from; `overrides` are knob values that replace the checkpoint's on resume."""
+    from; `overrides` are knob values that replace the checkpoint's on resume; `given` holds a Python
+    caller's own data set, teacher or student (`hard_core.distil`)."""
     yield Status(0, "starting", "loading data and models", total_steps=cfg.steps)
-    s = build_session(cfg)
+    s = build_session(cfg, given)
     try:
         yield from _loop(s, control, resume, overrides)
     finally:

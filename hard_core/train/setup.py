@@ -168,7 +168,17 @@ def train_split(cfg: RunConfig, dataset: Dataset) -> Split:
     return Split(dataset.train.x[keep], y[keep])
 
 
-def build_session(cfg: RunConfig) -> Session:
+@dataclass
+class Given:
+    """What a Python caller hands the engine in place of names (`hard_core.distil`): its own data set, teacher
+    (frozen, eval mode) or student, each `None` to build it from the config."""
+
+    dataset: Dataset | None = None
+    teacher: nn.Module | None = None
+    student: nn.Module | None = None
+
+
+def build_session(cfg: RunConfig, given: Given | None = None) -> Session:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -177,7 +187,8 @@ def build_session(cfg: RunConfig) -> Session:
     dist, device = Dist.from_env(device)
     dist.check_batch(cfg.batch_size)
     world = get_world(cfg.world)
-    dataset = dataset_for(cfg)
+    given = given or Given()
+    dataset = given.dataset or dataset_for(cfg)
     if dataset.is_1d and world.name != "shift":
         raise UserError(f"--world {world.name} is a world of images; 1D signals have the shift world only")
     train = train_split(cfg, dataset)
@@ -189,10 +200,12 @@ def build_session(cfg: RunConfig) -> Session:
     elif cfg.teacher is None:
         raise UserError("--teacher is required for KD (a pretrain run directory, a .safetensors file, or 'default')")
     else:
-        teacher = load_teacher(cfg, dataset, device)
+        teacher = given.teacher.to(device) if given.teacher is not None else load_teacher(cfg, dataset, device)
     torch.manual_seed(cfg.seed)  # student initialisation
-    student = build_model(cfg.student, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-                          mean=dataset.mean, std=dataset.std).to(device)
+    student = given.student if given.student is not None else \
+        build_model(cfg.student, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                    mean=dataset.mean, std=dataset.std)
+    student = student.to(device)
     if cfg.sync_bn and dist.enabled:  # converts the layers in place: checkpoints keep BatchNorm's keys
         student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
     max_shift = cfg.max_shift if cfg.max_shift is not None else default_suites(dataset).get("shift", 4)
