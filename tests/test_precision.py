@@ -63,25 +63,38 @@ def test_the_config_refuses_an_unknown_precision():
 
 
 def test_fp16_sessions_scale_the_student_and_the_augmentor_separately():
-    """fp16: a GradScaler for the student and one for the augmentor's own update (alternate schedule), both
-    stepping in a real update step; the models run in fp16 (CPU autocast), the augmentor in float32."""
+    """fp16: a GradScaler for the student and one for the augmentor's own update (alternate schedule), each
+    stepping its own optimizer; the models run in fp16 (CPU autocast), the augmentor in float32. (Both scalers
+    start at 2^16 and skip the steps whose scaled gradients overflow: here the student's first two.)"""
+    from hard_core.train.step import distil_step
+
     s = build_session(_config(precision="fp16", hard="affine"))
     assert s.precision == "fp16"
     assert isinstance(s.scaler, torch.amp.GradScaler) and isinstance(s.augmentor_scaler, torch.amp.GradScaler)
     assert s.scaler is not s.augmentor_scaler
     stepped = []
-    for name in ("scaler", "augmentor_scaler"):
-        scaler = getattr(s, name)
-        monkey = scaler.step
-        setattr(scaler, "step", lambda opt, *a, _f=monkey, _n=name, **k: (stepped.append(_n), _f(opt, *a, **k))[1])
-    from hard_core.train.step import distil_step
 
+    def spy(name, scaler):
+        step = scaler.step
+
+        def counted(optimizer, *args, **kwargs):
+            stepped.append((name, optimizer))
+            return step(optimizer, *args, **kwargs)
+        scaler.step = counted
+
+    spy("student", s.scaler)
+    spy("augmentor", s.augmentor_scaler)
+    before = [p.detach().clone() for p in s.student.parameters()]
     x, y = s.train.get(torch.arange(32))
-    torch.manual_seed(0)
-    out = distil_step(s, x, F.one_hot(y, 10).float(), KNOBS, step=2)  # hard_every=2: an augmentor update
-    assert sorted(stepped) == ["augmentor_scaler", "scaler"]
-    assert out.student_logits.dtype == torch.float16 and out.x_seen.dtype == torch.float32
-    assert math.isfinite(out.loss.item())
+    for step in range(1, 5):  # hard_every=2: the augmentor updates at steps 2 and 4
+        torch.manual_seed(step)
+        out = distil_step(s, x, F.one_hot(y, 10).float(), KNOBS, step=step)
+        assert out.student_logits.dtype == torch.float16 and out.x_seen.dtype == torch.float32
+        assert math.isfinite(out.loss.item())
+    assert [name for name, _ in stepped].count("student") == 4
+    assert [o for name, o in stepped if name == "augmentor"] == [s.augmentor_optimizer] * 2
+    assert all(o is s.optimizer for name, o in stepped if name == "student")
+    assert all(not torch.equal(a, b) for a, b in zip(before, s.student.parameters()))
 
 
 def test_only_fp16_has_a_scaler():
