@@ -17,9 +17,8 @@ from .errors import UserError
 
 # Each HARD family's default lambda. Affine and colour keep what the image shows, so the teacher must read
 # x_aug as it reads x (lambda 1). Mixing and latent edits change what it shows by design, and the teacher's
-# outputs on x_aug are the student's targets anyway; on scarce data a looser term let them help more:
-# mix 92.5% at lambda 1, 93.4 at 0.3, 93.3 at 0; vae 91.1 at 1, 92.6 at 0.3; against KD's 88.4
-# (docs/results.md).
+# outputs on x_aug are the student's targets anyway: a looser term lets them help more on scarce data
+# (the lambda sweeps are in docs/results.md).
 FAMILY_LAMBDA = {"affine": 1.0, "colour": 1.0, "mix": 0.0, "vae": 0.3}
 LOGGERS = ("tensorboard", "wandb")  # where `--log` also sends a run's events (hard_core.runs.loggers)
 

@@ -9,7 +9,7 @@
 
 >>> teacher = load_teacher(RunConfig(teacher="default"), dataset_for(cfg), "cpu")
 >>> describe_teacher(RunConfig(teacher="default"))
-'the shipped CNN of the shift world (trained with shifts)'
+'the shipped CNN of the shift world (trained on digits moved by up to 6 px)'
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def describe_teacher(cfg: RunConfig, teacher: nn.Module | None = None) -> str:
     if ref == "default":
         world = get_world(cfg.world)
         card = _card(cfg)
-        trained = f" (trained with {world.teacher_augment})" if world.teacher_augment else ""
+        trained = f" (trained on {get_world(world.teacher_augment).nuisance})" if world.teacher_augment else ""
         arch = str(card.get("architecture", "cnn")).upper() if card.get("architecture") == "cnn" else \
             str(card.get("architecture", "model"))
         return f"the shipped {arch} of the {world.name} world{trained}"

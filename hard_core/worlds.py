@@ -33,9 +33,8 @@ class World:
 
 # HARD-affine in the rotation world: rotations only, no consistency term, and the hardest of 4 draws per
 # image. At the family's defaults (lambda 1, one draw) the augmentor narrows its spread to keep the teacher's
-# reading, and once the student reads those rotations nothing is hard any more: hardness 1.1 after step 100
-# (2 candidates: 1.9 at lambda 0; lambda 0 alone 1.6). With this, 2.1 to 2.2, and 93.3% on new rotated digits
-# instead of 92.6, at about 3.5x the run time (600 steps, seed 0; docs/results.md).
+# reading, and once the student reads those rotations nothing is hard any more; these settings keep its
+# samples hard, at about 3.5x the run time (hardness and accuracy of both: docs/results.md).
 ROTATION_AFFINE = {"affine": "rotate", "hard_lambda": 0.0, "hard_candidates": 4}
 
 WORLDS: dict[str, World] = {w.name: w for w in [

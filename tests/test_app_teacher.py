@@ -44,12 +44,12 @@ def test_the_form_names_the_worlds_shipped_teacher(lab_runs):
     at = app()
     assert not at.exception
     teacher = at.sidebar.selectbox(key="f_teacher")
-    assert teacher.options[0] == "the shipped CNN of the shift world (trained with shift)"
+    assert teacher.options[0] == "the shipped CNN of the shift world (trained on digits moved by up to 6 px)"
     assert teacher.options[-1] == "your own teacher: a folder or file on the server"
     at.sidebar.selectbox(key="f_world").set_value("polarity").run()
     assert at.sidebar.selectbox(key="f_teacher").value == "default"  # the choice survives the new label
     assert at.sidebar.selectbox(key="f_teacher").options[0] == \
-        "the shipped CNN of the polarity world (trained with polarity)"
+        "the shipped CNN of the polarity world (trained on white-on-black and black-on-white digits)"
     assert not at.sidebar.error and not start(at).disabled
 
 
@@ -121,4 +121,5 @@ def test_the_explorer_names_its_teacher(lab_runs):
     at.switch_page("views/explorer.py").run()
     assert not at.exception
     assert at.button(key="x_rank").label == \
-        "Rank the standard augmentations for the shipped CNN of the shift world (trained with shift)"
+        "Rank the standard augmentations for the shipped CNN of the shift world (trained on digits moved by up to "
+        "6 px)"

@@ -198,3 +198,14 @@ def test_the_content_decides_what_a_pickle_is(tmp_path):
     torch.save({"w": torch.zeros(1)}, tmp_path / "saved.safetensors")
     with pytest.raises(UserError, match="is a pickle"):
         hard_core.checkpoint.read_weights(tmp_path / "saved.safetensors")
+
+
+def test_a_library_download_offline_is_one_line(monkeypatch):
+    def offline(*args, **kwargs):
+        raise RuntimeError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    monkeypatch.setattr(torchvision.models, "get_model", offline)
+    for ref in ("timm:resnet18", "hf-hub:timm/resnet18.a1_in1k", "torchvision:resnet18"):
+        with pytest.raises(UserError, match=r"cannot fetch its pretrained weights .*offline, give them as a file"):
+            load_external(ref, (3, 32, 32), 10)

@@ -5,7 +5,8 @@ a folder or file on the server in any form the CLI's `--teacher` takes (`hard_co
 checked by the engine itself (`load_teacher`: the same rules and the same one-line errors as the CLI),
 once per reference, data and file times (`check`).
 
->>> choices("mnist5k", 40, "polarity")["default"]   # 'the shipped CNN of the polarity world (trained with polarity)'
+>>> choices("mnist5k", 40, "polarity")["default"]
+'the shipped CNN of the polarity world (trained on white-on-black and black-on-white digits)'
 >>> check(resolve("~/models/resnet-mnist"), "mnist5k", 40, "shift")   # Checked(description=..., error=None)
 
 A path here makes the server read a model the user names, nothing else: safetensors and JSON only (pickles
