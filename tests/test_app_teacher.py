@@ -120,6 +120,6 @@ def test_the_explorer_names_its_teacher(lab_runs):
     at = app()
     at.switch_page("views/explorer.py").run()
     assert not at.exception
-    assert at.button(key="x_rank").label == \
+    assert at.button(key="x_rank").label == (
         "Rank the standard augmentations for the shipped CNN of the shift world (trained on digits moved by up to "
-        "6 px)"
+        "6 px)")
