@@ -209,3 +209,24 @@ def test_a_library_download_offline_is_one_line(monkeypatch):
     for ref in ("timm:resnet18", "hf-hub:timm/resnet18.a1_in1k", "torchvision:resnet18"):
         with pytest.raises(UserError, match=r"cannot fetch its pretrained weights .*offline, give them as a file"):
             load_external(ref, (3, 32, 32), 10)
+
+
+def test_a_transformers_folder_keeps_its_own_preprocessing(tmp_path):
+    """A transformers image classifier as save_pretrained writes it, with its preprocessor_config.json."""
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    model = ResNetForImageClassification(ResNetConfig(num_channels=1, embedding_size=16, hidden_sizes=[16, 32],
+                                                      depths=[1, 1], num_labels=10)).eval()
+    model.save_pretrained(tmp_path / "hf", safe_serialization=True)
+    (tmp_path / "hf" / "preprocessor_config.json").write_text(json.dumps(
+        {"do_normalize": True, "image_mean": [0.13], "image_std": [0.3], "size": {"height": 32, "width": 32}}))
+    teacher = load_external(str(tmp_path / "hf"), (1, 40, 40), 10).eval()
+    x = torch.rand(3, 1, 40, 40)
+    fed = (F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True) - 0.13) / 0.3
+    with torch.no_grad():
+        assert torch.allclose(teacher(x), model(fed).logits, atol=1e-5)
+    assert main(["train", "--teacher", str(tmp_path / "hf"), "--student", "mlp", "--hard", "affine", *FAST,
+                 "--out", str(tmp_path / "run")]) == 0
+    with pytest.raises(UserError, match="has 10 classes but the data set has 2"):
+        load_external(str(tmp_path / "hf"), (1, 40, 40), 2)

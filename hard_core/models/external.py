@@ -4,7 +4,7 @@
     --teacher timm:resnet18@weights.safetensors   an architecture and a plain state dict in safetensors
     --teacher torchvision:resnet18@weights.safetensors
     --teacher DIR                                 config.json + model.safetensors, as timm's `save_for_hf`
-                                                  (or transformers' `save_pretrained`) writes them
+                                                  or transformers' `save_pretrained` writes them
     --teacher timm:hf-hub:timm/resnet18.a1_in1k   timm:NAME or torchvision:NAME alone: the library's own
                                                   pretrained weights, downloaded (online only)
 
@@ -100,9 +100,7 @@ def _hub_folder(folder: Path, input_shape, num_classes: int) -> Classifier:
     if "architecture" in config:
         return _timm_folder(folder, config, path, input_shape, num_classes)
     if "architectures" in config:
-        raise UserError(f"{folder} is a transformers folder ({', '.join(map(str, config['architectures']))}); "
-                        "HARD Lab reads timm's Hub layout: save the model with timm (save_for_hf), or its state "
-                        "dict as timm:ARCH@FILE")
+        return _transformers_folder(folder, config, path, input_shape, num_classes)
     raise UserError(f"{folder}/config.json is neither timm's layout ('architecture') nor transformers' "
                     "('architectures')")
 
@@ -121,6 +119,45 @@ def _timm_folder(folder: Path, config: dict, path: Path, input_shape, num_classe
                         size=size, args=args)
     load_weights(model.body, read_weights(path), path)
     return model
+
+
+def _transformers_folder(folder: Path, config: dict, path: Path, input_shape, num_classes: int) -> Classifier:
+    """A transformers image classifier (`save_pretrained`): built from config.json by AutoConfig (JSON only),
+    weights loaded strictly from model.safetensors, preprocessing from preprocessor_config.json (`size`,
+    `image_mean`, `image_std`) when the folder has one."""
+    try:
+        import transformers
+    except ImportError:
+        raise UserError(f"{folder} is a transformers folder: pip install transformers (or '.[hf]')") from None
+    labels = config.get("id2label")
+    _check_classes(str(folder), len(labels) if isinstance(labels, dict) and labels else config.get("num_labels"),
+                   num_classes)
+    transformers.logging.set_verbosity_error()
+    try:
+        hf_config = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        body = transformers.AutoModelForImageClassification.from_config(hf_config)
+    except (ValueError, KeyError, OSError, TypeError) as e:
+        raise UserError(f"{folder}: transformers cannot build {config['architectures']} "
+                        f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
+    load_weights(body, read_weights(path), path)
+    prep = _read_config(folder / "preprocessor_config.json") if (folder / "preprocessor_config.json").is_file() else {}
+    channels = int(getattr(hf_config, "num_channels", 3))
+    normalise = prep.get("do_normalize", True)
+    mean = prep.get("image_mean", IMAGENET_MEAN) if normalise else [0.0] * channels
+    std = prep.get("image_std", IMAGENET_STD) if normalise else [1.0] * channels
+    side = prep.get("size") or getattr(hf_config, "image_size", None)
+    if isinstance(side, dict):
+        side = (side.get("height"), side.get("width")) if "height" in side else (side.get("shortest_edge"),) * 2
+    elif isinstance(side, int):
+        side = (side, side)
+    size = (channels, *[int(v) for v in side]) if side and None not in side else None
+    spec = dict(model=f"transformers:{config['architectures'][0]}", input_shape=list(input_shape),
+                num_classes=num_classes, mean=list(mean), std=list(std))
+    if size is None and channels != input_shape[0]:
+        size = (channels, *input_shape[1:])
+    if size is not None:
+        spec["size"] = list(size)
+    return Classifier(body, input_shape, mean, std, spec, size)
 
 
 def _downloaded(source: str, name: str, input_shape, num_classes: int, ref: str) -> Classifier:
