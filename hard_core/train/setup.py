@@ -112,7 +112,7 @@ class Session:
         # fp16 needs its gradients scaled; the augmentor's own update gets a scaler of its own
         fp16 = self.precision == "fp16"
         self.scaler = torch.amp.GradScaler(self.device.type) if fp16 else None
-        self.augmentor_scaler = torch.amp.GradScaler(self.device.type) if fp16 and self.augmentor else None
+        self.augmentor_scaler = torch.amp.GradScaler(self.device.type) if fp16 and self.augmentor is not None else None
 
     @property
     def suites(self) -> dict[str, Split]:
@@ -142,13 +142,21 @@ class Session:
 def resolve_precision(requested: str, device: torch.device) -> str:
     """`auto`: bf16 on GPUs that support it, fp16 (with a GradScaler) on GPUs that do not (T4, V100), fp32 on
     the CPU and MPS. An explicit bf16 on a GPU without it is one line, not torch's traceback."""
-    bf16_gpu = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    bf16_gpu = device.type == "cuda" and _native_bf16(device)
     if requested == "auto":
         return ("bf16" if bf16_gpu else "fp16") if device.type == "cuda" else "fp32"
     if requested == "bf16" and device.type == "cuda" and not bf16_gpu:
         raise UserError(f"--precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use "
                         "--precision fp16 (or auto)")
     return requested
+
+
+def _native_bf16(device: torch.device) -> bool:
+    """Whether the GPU computes in bf16 itself (Ampere and newer), not by emulation."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch before 2.4 has no `including_emulation`
+        return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def compiled(module: nn.Module | None, on: bool) -> nn.Module | None:
