@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -143,6 +144,49 @@ class RunConfig(BaseModel):
 
 
 KNOBS = ("lr", "temperature", "alpha", "hard_lambda")  # the fields a run takes new values of while it trains
+
+
+def _knob_rules(name: str) -> list[tuple[str, float]]:
+    """RunConfig's bounds on knob `name` (its Gt/Ge/Lt/Le field metadata) as (sign, limit) pairs."""
+    signs = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    return [(sign, getattr(rule, key)) for rule in RunConfig.model_fields[name].metadata
+            for key, sign in signs.items() if getattr(rule, key, None) is not None]
+
+
+KNOB_RULES = {name: _knob_rules(name) for name in KNOBS}  # e.g. "lr": [(">", 0), ("<=", 10)]
+_TESTS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+
+
+def knob_rule(name: str) -> str:
+    """What a valid value of knob `name` is, in words: "a number > 0 and <= 10"."""
+    return " ".join(["a finite number", " and ".join(f"{sign} {limit:g}" for sign, limit in KNOB_RULES[name])]).strip()
+
+
+def check_knobs(request) -> tuple[dict, list[str]]:
+    """The one knob validator (single process and torchrun alike): the valid knob values of a control
+    request (finite numbers within RunConfig's own bounds, as floats), and one short reason per knob it
+    refuses, e.g. "lr='fast' (must be a finite number > 0 and <= 10)". Keys that are not knobs pass by."""
+    if not isinstance(request, dict):
+        return {}, [f"the request is not an object of knob values (got {type(request).__name__})"]
+    good, refused = {}, []
+    for name in KNOBS:
+        if name not in request:
+            continue
+        value = request[name]
+        number = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                number = None
+        if number is not None and math.isfinite(number) and \
+                all(_TESTS[sign](number, float(limit)) for sign, limit in KNOB_RULES[name]):
+            good[name] = number
+        else:
+            shown = repr(value)
+            refused.append(f"{name}={shown[:40] + '...' if len(shown) > 40 else shown} "
+                           f"(must be {knob_rule(name)})")
+    return good, refused
 
 
 def validate(model, data: dict):

@@ -36,6 +36,7 @@ from ..config import RunConfig
 from ..errors import UserError
 from ..train.distributed import backend_for, env_world
 from ..train.events import Checkpoint, Event, Snapshot, Status, StepMetrics
+from ..train.loop import Diverged, nonfinite_part
 from ..train.setup import pick_device, resolve_precision
 from .reader import CHECKPOINT
 
@@ -160,11 +161,15 @@ class RunWriter:
         if event.augmentor is not None:
             parts.update(augmentor=event.augmentor, augmentor_optimizer=event.augmentor_optimizer)
         extra = {"step": event.step, "knobs": event.knobs, "elapsed_s": event.elapsed_s}
+        kept = (f"the last good checkpoint at step {self.checkpoint_step} is kept"
+                if self.checkpoint_step is not None else "no earlier checkpoint exists")
+        bad = nonfinite_part(parts)  # the loop checks first; this guards the file against any other writer
+        if bad is not None:
+            raise Diverged(f"refused to write the checkpoint at step {event.step}: its {bad} holds NaN or infinite "
+                           f"values (the run diverged; lower --lr); {kept}", event.step)
         try:
             save_checkpoint(self.dir / CHECKPOINT, parts, extra)
         except (OSError, SafetensorError) as e:
-            kept = (f"the last good checkpoint at step {self.checkpoint_step} is kept"
-                    if self.checkpoint_step is not None else "no earlier checkpoint exists")
             raise UserError(f"cannot write the checkpoint at step {event.step}: {_reason(e)}; {kept}") from None
         self.checkpoint_step = event.step
 

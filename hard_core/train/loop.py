@@ -5,7 +5,11 @@
 
 The same loop pretrains teachers (`kind="pretrain"`: cross-entropy, no teacher) and distils students
 (KD on exactly what the student sees). `control()` is polled every step for knob changes (lr,
-temperature, alpha) and pause/stop requests; the run store reads them from `control.json`.
+temperature, alpha) and pause/stop requests; the run store reads them from `control.json`. Every knob
+value goes through the one validator (`config.check_knobs`), in a single process and under torchrun
+alike: a bad one is ignored with one status line, and the run keeps its current value. A checkpoint is
+never written with NaN or infinite weights or optimizer state: the run stops (`Diverged`) and the last
+checkpoint, which is finite, is kept.
 
 Under torchrun every rank runs this loop on its shard of each global batch (`distributed.py`): rank 0's
 requests are shared with all ranks, the logged loss is their mean, and rank 0 alone snapshots,
@@ -23,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import load_checkpoint
-from ..config import KNOBS, RunConfig
+from ..config import KNOBS, RunConfig, check_knobs
 from ..errors import UserError
 from .evaluate import accuracy
 from .events import Checkpoint, EvalMetrics, Event, Snapshot, Status, StepMetrics
@@ -36,7 +40,7 @@ MAX_LOSS = 1e6  # a finite loss this large has diverged as surely as NaN (lr 1e6
 
 
 class Diverged(UserError):
-    """The loss became NaN, infinite or above MAX_LOSS at `step`; the last checkpoint is kept."""
+    """The loss (or the weights) became NaN, infinite or above MAX_LOSS at `step`; the last checkpoint is kept."""
 
     def __init__(self, message: str, step: int):
         super().__init__(message)
@@ -60,6 +64,12 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
     cfg, lead = s.cfg, s.dist.lead
     knobs = {k: getattr(cfg, k) for k in KNOBS}
     start, elapsed, saved = 0, 0.0, None  # saved: the step of the last checkpoint written or restored
+    if overrides:
+        good, refused = check_knobs(overrides)
+        if refused or set(overrides) - set(KNOBS):
+            bad = refused or [f"{k} is not a knob" for k in set(overrides) - set(KNOBS)]
+            raise UserError("invalid knob override: " + "; ".join(bad))
+        overrides = good
     if resume is not None:
         start, elapsed, knobs = _restore(s, Path(resume), knobs)
         knobs.update(overrides or {})
@@ -72,9 +82,27 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
     where = s.device.type + (f", {s.dist.world} ranks ({s.dist.backend})" if s.dist.enabled else "")
     yield Status(start, "running", f"{how} on {where}", total_steps=cfg.steps)
     t0, last = time.perf_counter() - elapsed, (time.perf_counter(), start)
+    reported: list[str] = []  # the refused requests last reported (each is said once, not every step)
+
+    def ask() -> tuple[dict, list[str]]:
+        """The request every rank acts on (valid knobs only) and what this rank refused."""
+        raw = control() if control is not None else {}
+        raw = raw if isinstance(raw, dict) else {"unreadable": "the control request is not an object"}
+        good, refused = check_knobs(raw)
+        if raw.get("unreadable"):  # ControlFile: control.json is not a JSON object (the last good one holds)
+            refused = [str(raw["unreadable"])] + refused
+        clean = {k: v for k, v in raw.items() if k not in KNOBS and k != "unreadable"}
+        return s.dist.agree({**clean, **good}), refused
+
     for step in range(start + 1, cfg.steps + 1):
         if control is not None or s.dist.enabled:
-            request = s.dist.agree(control() if control is not None else {})
+            request, refused = ask()
+            if refused != reported:
+                reported = refused
+                if refused:
+                    kept = ", ".join(f"{k}={knobs[k]:g}" for k in KNOBS)
+                    yield Status(step - 1, "running", f"ignored {'; '.join(refused)}; kept {kept}"[:500],
+                                 total_steps=cfg.steps)
             changed = {k: float(request[k]) for k in KNOBS if k in request and request[k] != knobs[k]}
             if changed:
                 knobs.update(changed)
@@ -84,13 +112,15 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
                 yield Status(step - 1, "paused", "paused from the dashboard", total_steps=cfg.steps)
                 while request.get("state") == "pause":
                     time.sleep(0.2)
-                    request = s.dist.agree(control() if control is not None else {})
+                    request = ask()[0]
                 yield Status(step - 1, "running", "resumed", total_steps=cfg.steps)
             if request.get("state") == "stop":
+                _check_finite(s, step - 1, saved, knobs)
                 if lead:
                     yield _checkpoint(step - 1, s, knobs, time.perf_counter() - t0)
                 s.dist.barrier()  # every rank ends after the checkpoint is on disk
-                yield Status(step - 1, "stopped", request.get("reason", "stopped on request"), total_steps=cfg.steps)
+                reason = str(request.get("reason", "stopped on request")).splitlines() or ["stopped on request"]
+                yield Status(step - 1, "stopped", reason[0][:200], total_steps=cfg.steps)
                 return
 
         # ---- one step: sample, augment, distil (teacher on exactly what the student sees) ----
@@ -106,9 +136,7 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
         if logging:
             value = s.dist.mean(out.loss).item()  # over the ranks: a NaN anywhere stops every rank
             if not math.isfinite(value) or value > MAX_LOSS:
-                kept = f"the checkpoint at step {saved} is kept" if saved is not None else "no checkpoint was written"
-                raise Diverged(f"the loss became {value:.3g} at step {step}: the run diverged; lower --lr, the learning "
-                               f"rate (or --temperature); {kept}", step)
+                raise _diverged(f"the loss became {value:.3g} at step {step}", step, saved, knobs)
             now = time.perf_counter()
             rate = (step - last[1]) / max(now - last[0], 1e-9)
             last = (now, step)
@@ -132,8 +160,10 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
             with s.autocast:
                 acc, agree, _ = accuracy(s.student, s.suites, first.predictions)
             yield EvalMetrics(step, "student", acc, agree)
-        if lead and (step % cfg.checkpoint_every == 0 or final):
-            yield _checkpoint(step, s, knobs, time.perf_counter() - t0)
+        if step % cfg.checkpoint_every == 0 or final:
+            _check_finite(s, step, saved, knobs)  # every rank, so that all of them stop together
+            if lead:
+                yield _checkpoint(step, s, knobs, time.perf_counter() - t0)
             saved = step
     s.dist.barrier()
     yield Status(cfg.steps, "finished", f"done in {time.perf_counter() - t0:.1f} s", total_steps=cfg.steps)
@@ -164,6 +194,43 @@ def _snapshot(step: int, out: StepResult) -> Snapshot:
     return Snapshot(step, tensors)
 
 
+def _diverged(what: str, step: int, saved: int | None, knobs: dict) -> Diverged:
+    """One line: what diverged, what to change, and the checkpoint that is kept (it exists, and resumes)."""
+    lr = knobs.get("lr")
+    lower = f" (e.g. --lr {lr / 10:.3g})" if isinstance(lr, float) and math.isfinite(lr) else ""
+    kept = (f"the checkpoint at step {saved} is kept: continue it with --resume and a lower --lr{lower}"
+            if saved is not None else "no checkpoint was written")
+    return Diverged(f"{what}: the run diverged; lower --lr, the learning rate (or --temperature); {kept}", step)
+
+
+def nonfinite_part(parts: dict) -> str | None:
+    """The name of the first part (nn.Module: parameters and buffers; optimizer: its state) that holds a
+    NaN or infinite value; None when every floating-point tensor is finite."""
+    for name, part in parts.items():
+        if part is None:
+            continue
+        if isinstance(part, torch.optim.Optimizer):
+            tensors = [v for state in part.state.values() for v in state.values() if torch.is_tensor(v)]
+        else:
+            tensors = list(part.state_dict().values())
+        flags = [torch.isfinite(t.detach()).all() for t in tensors if t.is_floating_point() and t.numel()]
+        if flags and not bool(torch.stack([f.to(flags[0].device) for f in flags]).all()):
+            return name
+    return None
+
+
+def _check_finite(s: Session, step: int, saved: int | None, knobs: dict) -> None:
+    """Raise `Diverged` (on every rank) before a checkpoint of non-finite weights or optimizer state could
+    replace the last good one."""
+    bad = nonfinite_part({"student's weights": s.student, "optimizer's state": s.optimizer,
+                          "augmentor's weights": s.augmentor, "augmentor's optimizer state": s.augmentor_optimizer})
+    if s.dist.enabled:  # the ranks' BatchNorm statistics may differ: stop all if any has gone bad
+        anywhere = s.dist.mean(torch.tensor(float(bad is not None), device=s.device)).item() > 0
+        bad = bad or ("weights of another rank" if anywhere else None)
+    if bad is not None:
+        raise _diverged(f"the {bad} became NaN or infinite at step {step}", step, saved, knobs)
+
+
 def _checkpoint(step: int, s: Session, knobs: dict, elapsed: float) -> Checkpoint:
     return Checkpoint(step, s.student, s.optimizer, dict(knobs), s.augmentor, s.augmentor_optimizer, elapsed)
 
@@ -175,4 +242,4 @@ def _restore(s: Session, path: Path, knobs: dict) -> tuple[int, float, dict]:
         parts.update(augmentor=s.augmentor, augmentor_optimizer=s.augmentor_optimizer)
     extra = load_checkpoint(path, parts)
     saved = extra.get("knobs") if isinstance(extra.get("knobs"), dict) else {}
-    return extra["step"], float(extra.get("elapsed_s", 0.0)), {**knobs, **{k: saved[k] for k in KNOBS if k in saved}}
+    return extra["step"], float(extra.get("elapsed_s", 0.0)), {**knobs, **check_knobs(saved)[0]}
