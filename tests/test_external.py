@@ -106,6 +106,12 @@ def test_bad_weights_and_folders_are_one_line_each(tmp_path, hub_folder, torchvi
     (other / "config.json").write_text(json.dumps({**config, "num_classes": 100}))
     (other / "model.safetensors").write_bytes((hub_folder / "model.safetensors").read_bytes())
     cases[str(other)] = "has 100 classes but the data set has 10"
+    wrong = tmp_path / "wrong-types"
+    wrong.mkdir()
+    (wrong / "config.json").write_text(json.dumps({**config, "model_args": [1, 2], "pretrained_cfg": {
+        **config["pretrained_cfg"], "input_size": ["one", 32, 32]}}))
+    (wrong / "model.safetensors").write_bytes((hub_folder / "model.safetensors").read_bytes())
+    cases[str(wrong)] = "config.json is malformed"
     cases[str(torchvision_weights)] = "plain weights, with no spec naming their architecture"
     for ref, message in cases.items():
         with pytest.raises(UserError, match=message.replace("(", r"\(")) as e:

@@ -97,10 +97,14 @@ def _hub_folder(folder: Path, input_shape, num_classes: int) -> Classifier:
         if pickled:
             read_weights(folder / pickled[0])  # refused, with the line that converts it
         raise UserError(f"{folder} holds no model.safetensors (a Hub folder: config.json + model.safetensors)")
-    if "architecture" in config:
-        return _timm_folder(folder, config, path, input_shape, num_classes)
-    if "architectures" in config:
-        return _transformers_folder(folder, config, path, input_shape, num_classes)
+    try:
+        if "architecture" in config:
+            return _timm_folder(folder, config, path, input_shape, num_classes)
+        if "architectures" in config:
+            return _transformers_folder(folder, config, path, input_shape, num_classes)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:  # a value of the wrong type or shape
+        raise UserError(f"{folder}/config.json is malformed ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:100] if str(e) else ''})") from None
     raise UserError(f"{folder}/config.json is neither timm's layout ('architecture') nor transformers' "
                     "('architectures')")
 
