@@ -30,7 +30,7 @@ from .data import Dataset, Split
 from .data.builtin import channel_stats
 from .errors import UserError
 from .models import Classifier
-from .runs import final_metrics, run_to_dir
+from .runs import final_metrics, load_student, run_to_dir
 from .train import Event
 from .train.setup import Given
 
@@ -67,8 +67,6 @@ def distil(teacher: str | nn.Module = "default", student: str | nn.Module = "mlp
             given.student = _wrap(student, shape, k)
     out = Path(out or f"runs/distil-{time.strftime('%Y%m%d-%H%M%S')}")
     run_to_dir(cfg, out, on_event=on_event, given=given)
-    from .runs import load_student
-
     trained = given.student.body.eval() if given.student is not None else load_student(out)
     metrics = final_metrics(out)
     return Run(out, trained, metrics["student"], metrics["teacher"])

@@ -79,8 +79,8 @@ def describe_teacher(cfg: RunConfig, teacher: nn.Module | None = None) -> str:
         world = get_world(cfg.world)
         card = _card(cfg)
         trained = f" (trained on {get_world(world.teacher_augment).nuisance})" if world.teacher_augment else ""
-        arch = str(card.get("architecture", "cnn")).upper() if card.get("architecture") == "cnn" else \
-            str(card.get("architecture", "model"))
+        arch = str(card.get("architecture", "cnn"))
+        arch = arch.upper() if arch == "cnn" else arch
         return f"the shipped {arch} of the {world.name} world{trained}"
     if teacher is not None and ":" in teacher.spec.get("model", ""):
         return f"{describe(teacher)} from {ref}"

@@ -12,8 +12,8 @@ Every rank runs the same loop. What differs, and only here:
   own shard). Checkpoints, evaluation and probes use the unwrapped modules.
 - `Dist.shard(indices)`: each rank takes a contiguous, disjoint part of the global batch, a function of
   (seed, step, rank) only, so a resume recomputes it; `--batch-size` stays the global batch.
-- `Dist.agree(request)`: rank 0 reads control.json; its knobs (the valid ones: `config.check_knobs`, the
-  same validator as a single process's) and pause are sent to every rank, and a stop
+- `Dist.agree(request)`: rank 0 reads control.json; its knobs (those the loop's `config.check_knobs`
+  accepted, the same validator as a single process's) and pause are sent to every rank, and a stop
   asked on any rank (SIGTERM) stops all, so the ranks never diverge or wait on each other forever.
 - `Dist.mean(tensor)`: the logged loss is the mean over the ranks, so a NaN on any rank is seen by all.
 - Only rank 0 (`Dist.lead`) evaluates, probes and writes; the next collective is the other ranks' barrier.
@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..config import KNOBS, check_knobs
+from ..config import KNOBS
 from ..data.stream import shard
 from ..errors import UserError
 
@@ -128,9 +128,9 @@ class Dist:
         device = torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
         v = torch.zeros(2 * len(KNOBS) + 2, dtype=torch.float64, device=device)
         if self.lead:
-            for k, value in check_knobs(request)[0].items():
-                i = KNOBS.index(k)
-                v[i], v[len(KNOBS) + i] = value, 1.0
+            for i, k in enumerate(KNOBS):  # the loop passes only knobs `config.check_knobs` accepted
+                if k in request:
+                    v[i], v[len(KNOBS) + i] = float(request[k]), 1.0
             v[-2] = float(request.get("state") == "pause")
         v[-1] = float(request.get("state") == "stop")
         dist.all_reduce(v)
