@@ -224,7 +224,9 @@ def test_pick_top_is_exact():
 
 
 def numpy_scores(x: torch.Tensor, criterion: str, t: float) -> np.ndarray:
-    """Independent recomputation (float64, numpy softmax) of the CutMixPick scores of a batch."""
+    """Independent recomputation (float64, numpy softmax) of the CutMixPick scores of a batch: entropies at
+    T = 1, the KL at T (the paper's public code)."""
+    t = t if criterion == "kl" else 1.0
     m = weighted_mean(x.flatten(1).double())
     lt = MeanLogits("teacher").logits(m).numpy() / t
     ls = MeanLogits("student").logits(m).numpy() / t
@@ -265,6 +267,21 @@ def test_cutmixpick_keeps_exactly_the_top_scored_candidates(criterion, shape):
         want = sorted(tuple(r.tolist()) for r in torch.cat([xc[top].flatten(1), yc[top]], 1))
         assert kept == want
         assert np.all(np.diff(numpy_scores(xa, criterion, t)) <= 1e-6)
+        torch.manual_seed(seed)  # pick says which candidates it kept: exactly the top ones, highest first
+        picked = aug.pick(x, y, teacher=teacher, student=student)
+        assert picked.index.tolist() == top.tolist() and torch.equal(picked.source, picked.index % n)
+        assert torch.equal(picked.x, xc[top]) and torch.equal(picked.y, yc[top])
+        np.testing.assert_allclose(picked.scores.double().numpy(), expected[top], rtol=1e-4, atol=1e-6)
+
+
+def test_cutmixpick_entropies_ignore_the_temperature_and_the_kl_does_not():
+    x = torch.rand(6, 1, 8, 8)
+    teacher, student = MeanLogits("teacher"), MeanLogits("student")
+    for criterion in ("teacher-entropy", "student-entropy"):
+        assert torch.equal(score_candidates(x, criterion, 1.0, teacher, student),
+                           score_candidates(x, criterion, 4.0, teacher, student))
+    assert not torch.allclose(score_candidates(x, "kl", 1.0, teacher, student),
+                              score_candidates(x, "kl", 4.0, teacher, student))
 
 
 def test_cutmixpick_models_modes_gradients_and_errors():

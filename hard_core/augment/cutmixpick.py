@@ -1,11 +1,14 @@
 """CutMixPick (Wang et al., "Knowledge distillation thrives on data augmentation"): keep the hardest CutMix.
 
 Make `rounds` CutMix versions of the batch (each with its own partners and lambda), score every candidate
-without gradients, keep the `keep` highest-scoring ones (default: one batch worth). Criteria, all at the
-KD temperature T (default 4, two rounds, as in the paper's public code):
-  "teacher-entropy"  H(softmax(teacher / T))
-  "student-entropy"  H(softmax(student / T))
+without gradients, keep the `keep` highest-scoring ones (default: one batch worth). Criteria as in the
+paper's public code (two rounds; entropies at T = 1, only the KL at the KD temperature T, default 4):
+  "teacher-entropy"  H(softmax(teacher))
+  "student-entropy"  H(softmax(student))
   "kl"               KL(softmax(teacher / T) || softmax(student / T))
+
+`pick` also says which candidates it kept (`Picked.index`) and which input image each was cut from
+(`Picked.source`), so a caller that shows them never re-derives the choice.
 
 >>> aug = CutMixPick(num_classes=10, criterion="teacher-entropy")
 >>> x_aug, y_aug = aug(torch.rand(8, 1, 28, 28), torch.eye(10)[:8], teacher=my_teacher)
@@ -13,6 +16,8 @@ KD temperature T (default 4, two rounds, as in the paper's public code):
 torch.Size([8, 1, 28, 28])
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -38,17 +43,33 @@ def pick_top(scores: Tensor, keep: int) -> Tensor:
 
 def score_candidates(x: Tensor, criterion: str, temperature: float, teacher: nn.Module | None = None,
                      student: nn.Module | None = None) -> Tensor:
-    """Per-sample score (N,) of a batch under `criterion`; no gradients, models in eval mode meanwhile."""
+    """Per-sample score (N,) of a batch under `criterion`; no gradients, models in eval mode meanwhile.
+
+    `temperature` applies to the KL criterion only; entropies are taken at T = 1 (the paper's public code).
+    """
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
+    t = temperature if criterion == "kl" else 1.0
     with torch.no_grad(), eval_mode(teacher, student):
-        log_t = F.log_softmax(teacher(x) / temperature, dim=1) if criterion != "student-entropy" else None
-        log_s = F.log_softmax(student(x) / temperature, dim=1) if criterion != "teacher-entropy" else None
+        log_t = F.log_softmax(teacher(x).float() / t, dim=1) if criterion != "student-entropy" else None
+        log_s = F.log_softmax(student(x).float() / t, dim=1) if criterion != "teacher-entropy" else None
     if criterion == "teacher-entropy":
         return -(log_t.exp() * log_t).sum(1)
     if criterion == "student-entropy":
         return -(log_s.exp() * log_s).sum(1)
     return (log_t.exp() * (log_t - log_s)).sum(1)
+
+
+class Picked(NamedTuple):
+    """What CutMixPick kept: the images and soft labels, which of the candidates (`index`, into the
+    `rounds` x N stacked candidates, highest score first), the input image each was cut from (`source`,
+    the one whose background it keeps), and the kept candidates' scores."""
+
+    x: Tensor
+    y: Tensor
+    index: Tensor
+    source: Tensor
+    scores: Tensor
 
 
 @register_augment("cutmixpick", strength=110)
@@ -85,6 +106,12 @@ class CutMixPick(Augment):
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def apply(self, x, y, *, teacher, student):
+        picked = self.pick(x, y, teacher=teacher, student=student)
+        return picked.x, picked.y
+
+    def pick(self, x: Tensor, y: Tensor, *, teacher: nn.Module | None, student: nn.Module | None) -> Picked:
+        """The kept candidates and which they are (see `Picked`); `y` as N labels or N x K soft labels."""
+        y = self._check(x, y)
         if teacher is None and self.criterion != "student-entropy":
             raise ValueError(f"cutmixpick with criterion {self.criterion!r} needs the teacher: "
                              "call aug(x, y, teacher=..., student=...)")
@@ -98,4 +125,4 @@ class CutMixPick(Augment):
         xc, yc = self.candidates(x, y)
         scores = score_candidates(xc, self.criterion, self.temperature, teacher, student)
         idx = pick_top(scores, keep)
-        return xc[idx], yc[idx]
+        return Picked(xc[idx], yc[idx], idx, idx % x.shape[0], scores[idx])
