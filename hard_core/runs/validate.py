@@ -1,7 +1,13 @@
 """Validating T. stddev (paper 2): does a lower teacher-only score go with a lower student test loss?
 
-For each augmentation: its T. stddev (`rank_augmentations`, on the student's training images, with the
-chosen views), and one KD student per seed trained with that augmentation and the same views (through
+`score_augmentations` is the one way a ranking is made for a config (the `tstddev` command and the lab's
+explorer): `rank_augmentations` on the student's training images, computed once per teacher (a hash of its
+weights) and settings and kept as `tstddev-<key>.json`, looked for in `assets/` (shipped for the shipped
+teachers, `docs/bench/explorer_ranking.py --ship`), then in the engine's cache folder, where a computed
+one is written (atomically; an unreadable file is computed again, an unwritable folder skipped).
+
+For each augmentation: its T. stddev (with the chosen views), and one KD student per seed trained with
+that augmentation and the same views (through
 `run_to_dir`; finished runs in the output folder are reused, interrupted ones resumed). A student's test
 loss is its mean cross-entropy on the test split. Across augmentations we then correlate T. stddev with
 the mean test loss over seeds: paper 2 claims the correlation is positive.
@@ -15,6 +21,8 @@ teacher-entropy criterion in both (the only criterion a teacher-only score can u
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -25,11 +33,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..assets import ASSETS, cache_dir
+from ..augment import AUGMENTATIONS
 from ..checkpoint import write_json
 from ..config import RunConfig, validate as validate_config
 from ..data import Split, default_suites
 from ..errors import UserError
-from ..probes.tstddev import Views, rank_augmentations
+from ..probes.tstddev import PAPER_BATCH, PAPER_CHUNK_BATCHES, Score, Views, chunks_for, rank_augmentations
 from ..train import dataset_for, pick_device
 from ..teacher import load_teacher
 from ..train.setup import train_split
@@ -106,31 +116,75 @@ def train_or_reuse(cfg: RunConfig, run_dir: Path) -> str:
     return "trained"
 
 
-def score_augmentations(cfg: RunConfig, names: Sequence[str] | None, *, views: Views, batches: int):
-    """(device, dataset, [(name, T. stddev)] ascending) for `cfg`'s teacher on the student's training images.
+def score_augmentations(cfg: RunConfig, names: Sequence[str] | None = None, *, views: Views = "original+augmented",
+                        chunks: int | None = None, chunk_batches: int = PAPER_CHUNK_BATCHES,
+                        batch_size: int = PAPER_BATCH, keep: bool = True) -> tuple[list[Score], dict]:
+    """(ranked `Score`s, the setting) for `cfg`'s teacher on the student's training images (labels given).
 
-    A UserError if an augmentation named in `names` does not apply (image-only ones on 1D data).
+    chunks=None: paper 2's 10 epochs' worth. The seed is cfg.seed. A UserError if an augmentation named in
+    `names` does not apply (image-only ones on 1D data). The setting says where the ranking was kept and
+    whether it was read back (`"read": true`) instead of computed.
     """
     device = pick_device(cfg.device)
     dataset = dataset_for(cfg)
     teacher = load_teacher(cfg, dataset, device)
-    x, y = train_split(cfg, dataset).to(device).get(slice(None))
-    max_shift = cfg.max_shift if cfg.max_shift is not None else default_suites(dataset).get("shift", 4)
-    scores = rank_augmentations(teacher, x, names, num_classes=dataset.num_classes, max_shift=int(max_shift),
-                                batches=batches, batch_size=cfg.batch_size, seed=cfg.seed, y=y, views=views)
-    skipped = sorted(set(names or ()) - {n for n, _ in scores})
+    split = train_split(cfg, dataset)
+    max_shift = int(cfg.max_shift if cfg.max_shift is not None else default_suites(dataset).get("shift", 4))
+    chunks = chunks or chunks_for(len(split), chunk_batches, batch_size)
+    setting = {"dataset": cfg.dataset, "canvas": cfg.canvas, "world": cfg.world, "teacher": cfg.teacher,
+               "images": len(split), "names": list(names or ()), "views": views, "chunks": chunks,
+               "chunk_batches": chunk_batches, "batch_size": batch_size, "seed": cfg.seed, "max_shift": max_shift,
+               "train_per_class": cfg.train_per_class}
+    key = ranking_key(teacher, setting)
+    for path in kept_rankings(key):
+        try:
+            kept = json.loads(path.read_text())
+            if kept["key"] == key:
+                return [Score(**row) for row in kept["ranking"]], {**setting, "kept": str(path), "read": True}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not kept there (or an unreadable file): look further, else compute
+    x, y = split.to(device).get(slice(None))
+    scores = rank_augmentations(teacher, x, names, num_classes=dataset.num_classes, max_shift=max_shift, y=y,
+                                chunks=chunks, chunk_batches=chunk_batches, batch_size=batch_size, seed=cfg.seed,
+                                views=views)
+    skipped = sorted(set(names or ()) - {s.name for s in scores})
     if skipped:
         raise UserError(f"{', '.join(skipped)} only apply to images, and {dataset.name} is 1D")
-    return device, dataset, scores
+    path = kept_rankings(key)[-1]
+    try:
+        if keep:
+            write_json(path, {"key": key, "setting": setting, "ranking": [s._asdict() for s in scores]})
+    except OSError:
+        path = None  # a read-only cache folder: the ranking is still returned, only not kept
+    return scores, {**setting, "kept": str(path) if keep and path else None, "read": False}
+
+
+def kept_rankings(key: str) -> list[Path]:
+    """Where the ranking of `key` is looked for, in order: shipped in assets/, then the cache folder."""
+    name = f"tstddev-{key}.json"
+    return [ASSETS / name, cache_dir() / name]
+
+
+def ranking_key(teacher: torch.nn.Module, setting: dict) -> str:
+    """A hash of the teacher's weights, the setting and the augmentations there are: a retrained teacher
+    with the same name gets a new ranking, the same teacher under another path reuses its own."""
+    h = hashlib.sha256(json.dumps([setting, list(AUGMENTATIONS), "chunks+accuracy"], sort_keys=True).encode())
+    for name, tensor in sorted(teacher.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
 
 
 def validate(base: RunConfig, names: Sequence[str] | None, seeds: int, out: str | Path, *, steps: int = 600,
-             views: Views = "original+augmented", batches: int = 20, progress: bool = True) -> dict:
+             views: Views = "original+augmented", chunks: int | None = None,
+             chunk_batches: int = PAPER_CHUNK_BATCHES, batch_size: int = PAPER_BATCH, progress: bool = True) -> dict:
     """Score and train every augmentation in `names` (None: all that apply); the result as a JSON-able dict,
     also written to `out`/validate.json (atomically) after the scoring and after each augmentation's students.
 
-    Students use seeds base.seed, base.seed + 1, ...; T. stddev uses base.seed (the same image batches for
-    every augmentation). Rows are sorted by T. stddev, ascending.
+    Seeds base.seed, base.seed + 1, ...: one student each, and one T. stddev estimate each (its own chunks
+    of images; every augmentation sees the same ones). A row's T. stddev is the mean over those estimates,
+    with their spread; the correlations are given for the mean and for each seed's estimate, over the
+    augmentations the teacher can read (a collapsed one's score says nothing). Rows go by mean T. stddev.
     """
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
@@ -138,19 +192,26 @@ def validate(base: RunConfig, names: Sequence[str] | None, seeds: int, out: str 
         raise UserError(f"--steps must be at least 1, got {steps}")
     if base.teacher is None:
         raise UserError("--teacher is required (a pretrain run directory, a .safetensors file, or 'default')")
-    device, dataset, scores = score_augmentations(base, names, views=views, batches=batches)
-    if len(scores) < 2:
-        raise UserError("--validate needs at least 2 augmentations to correlate T. stddev with test loss")
     out, seed_list = Path(out), [base.seed + i for i in range(seeds)]
+    estimates = {}  # seed -> {name: Score}
+    for seed in seed_list:
+        scores, how = score_augmentations(base.model_copy(update={"seed": seed}), names, views=views, chunks=chunks,
+                                          chunk_batches=chunk_batches, batch_size=batch_size)
+        estimates[seed] = {s.name: s for s in scores}
+    if len(estimates[base.seed]) < 2:
+        raise UserError("--validate needs at least 2 augmentations to correlate T. stddev with test loss")
+    device, dataset = pick_device(base.device), dataset_for(base)
+    order = sorted(estimates[base.seed], key=lambda n: np.mean([estimates[s][n].t_stddev for s in seed_list]))
     rows, counts = [], {"reused": 0, "resumed": 0, "trained": 0}
     setting = {"dataset": base.dataset, "canvas": base.canvas, "teacher": base.teacher, "world": base.world,
-               "student": base.student, "views": views, "steps": steps, "seeds": seed_list, "batches": batches,
-               "batch_size": base.batch_size, "runs": counts}
+               "student": base.student, "views": views, "steps": steps, "seeds": seed_list, "chunks": how["chunks"],
+               "chunk_batches": chunk_batches, "batch_size": batch_size, "student_batch_size": base.batch_size,
+               "runs": counts}
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "validate.json", summary(rows, scores, complete=False, **setting))
-    with tqdm(total=len(scores) * seeds, unit="run", file=sys.stderr, disable=not progress,
+    write_json(out / "validate.json", summary(rows, estimates, complete=False, **setting))
+    with tqdm(total=len(order) * seeds, unit="run", file=sys.stderr, disable=not progress,
               dynamic_ncols=True) as bar:
-        for name, score in scores:
+        for name in order:
             losses, accs = [], []
             for seed in seed_list:
                 bar.set_postfix_str(f"{name} seed {seed}")
@@ -160,17 +221,34 @@ def validate(base: RunConfig, names: Sequence[str] | None, seeds: int, out: str 
                 losses.append(loss)
                 accs.append(acc)
                 bar.update()
-            rows.append({"augment": name, "t_stddev": score, "test_loss_mean": float(np.mean(losses)),
+            t = [estimates[s][name].t_stddev for s in seed_list]
+            first = estimates[base.seed][name]
+            rows.append({"augment": name, "t_stddev": float(np.mean(t)), "t_stddev_by_seed": t,
+                         "t_stddev_std": float(np.std(t, ddof=1)) if seeds > 1 else None,
+                         "interval": [first.low, first.high], "teacher_acc": first.accuracy,
+                         "teacher_clean_acc": first.clean_accuracy, "collapsed": first.collapsed,
+                         "test_loss_mean": float(np.mean(losses)),
                          "test_loss_std": float(np.std(losses, ddof=1)) if seeds > 1 else None,
                          "test_acc_mean": float(np.mean(accs)), "test_loss": losses, "test_acc": accs})
-            result = summary(rows, scores, complete=len(rows) == len(scores), **setting)
+            result = summary(rows, estimates, complete=len(rows) == len(order), **setting)
             write_json(out / "validate.json", result)  # after every augmentation: a stopped run still tells
     return result
 
 
-def summary(rows: list[dict], scores: list[tuple[str, float]], complete: bool, **setting) -> dict:
-    """The JSON result: the setting, every T. stddev, the rows trained so far and their correlations."""
-    t, loss = [r["t_stddev"] for r in rows], [r["test_loss_mean"] for r in rows]
-    return {**setting, "complete": complete, "t_stddev": dict(scores), "rows": rows,
-            "spearman": spearman(t, loss) if len(rows) > 1 else None,
-            "pearson": pearson(t, loss) if len(rows) > 1 else None}
+def summary(rows: list[dict], estimates: dict[int, dict[str, Score]], complete: bool, **setting) -> dict:
+    """The JSON result: the setting, every T. stddev estimate, the rows trained so far and the correlations
+    (mean T. stddev, and each seed's estimate) with the mean test loss, over the readable augmentations."""
+    readable = [r for r in rows if not r["collapsed"]]
+    loss = [r["test_loss_mean"] for r in readable]
+
+    def corr(fn, t):
+        return fn(t, loss) if len(readable) > 1 else None
+
+    by_seed = [[estimates[s][r["augment"]].t_stddev for r in readable] for s in estimates]
+    mean_t = [r["t_stddev"] for r in readable]
+    return {**setting, "complete": complete, "rows": rows,
+            "t_stddev": {str(s): {n: e._asdict() for n, e in est.items()} for s, est in estimates.items()},
+            "spearman": corr(spearman, mean_t), "pearson": corr(pearson, mean_t),
+            "spearman_by_seed": [corr(spearman, t) for t in by_seed],
+            "pearson_by_seed": [corr(pearson, t) for t in by_seed],
+            "collapsed": [r["augment"] for r in rows if r["collapsed"]]}
