@@ -143,6 +143,27 @@ class RunConfig(BaseModel):
         return validate(cls, data)
 
 
+# what a plain-KD twin takes from RunConfig's defaults instead of the run's own values: no augmentation
+PLAIN = ("augment", "views", "max_shift", "pick_criterion", "pick_rounds", "hard", "hard_schedule", "hard_spread",
+         "hard_candidates", "hard_lambda", "hard_lr", "hard_every", "hard_share", "affine", "hard_image_input", "vae")
+UNLEARNED = ("threads", "log", "compile")  # fields that do not change what a run learns
+
+
+def twin_config(cfg: RunConfig) -> RunConfig | None:
+    """The plain-KD run to compare `cfg` with (its "KD twin"): the same world, data, teacher, student, seed,
+    steps, evaluation cadence and optimisation, without augmentation. None when `cfg` is itself plain KD or
+    has no teacher (pretrain, cross-entropy)."""
+    if cfg.kind != "train" or cfg.loss != "kd" or not cfg.teacher:
+        return None
+    twin = RunConfig(**{**cfg.model_dump(), **{name: RunConfig.model_fields[name].default for name in PLAIN}})
+    return None if same_run(twin.model_dump(mode="json"), cfg.model_dump(mode="json")) else twin
+
+
+def same_run(a: dict, b: dict) -> bool:
+    """Whether two configs (JSON dicts) train the same run: equal but for the fields in UNLEARNED."""
+    return {k: v for k, v in a.items() if k not in UNLEARNED} == {k: v for k, v in b.items() if k not in UNLEARNED}
+
+
 KNOBS = ("lr", "temperature", "alpha", "hard_lambda")  # the fields a run takes new values of while it trains
 
 

@@ -1,12 +1,11 @@
 """The Live page's headline (app/lab/headline.py), without Streamlit: the verdict line, the world's suite
-and grid, the three maps and the OOD curves; the plain-KD twin's config (app/lab/runs.py); and how a live
+and grid, the three maps and the OOD curves; the plain-KD twin's config (hard_core.config.twin_config); and how a live
 view holds a figure between redraws (app/lab/live.py)."""
 import torch
 
-from hard_core.config import RunConfig
+from hard_core.config import RunConfig, twin_config
 
 from lab import headline
-from lab.runs import twin_config
 
 CFG = {"world": "shift", "hard": "affine", "teacher": "default", "steps": 600}
 
@@ -27,7 +26,7 @@ def test_the_verdict_names_both_students_and_the_teacher_on_the_worlds_suite():
     assert headline.ood(None, "shift") is None
     assert "waiting for the first evaluation" in headline.verdict(CFG, [], twin)
     rotation = {**CFG, "world": "rotation"}
-    assert headline.world_suite(rotation) == "rotation" and headline.grid_for(rotation) == "rotation-scale"
+    assert headline.world_suite(rotation) == "rotation" and headline.grid_for(rotation) == "rotation"
     assert headline.world_suite({**CFG, "world": "scarce"}) == "test"
     assert headline.run_label({**CFG, "hard": "none", "augment": "shift"}) == "KD + shift student"
 
@@ -46,7 +45,13 @@ def test_maps_share_one_accuracy_scale_and_curves_hold_both_students():
     assert heat == {"teacher": 0.98, "KD student (twin)": 0.2, "HARD student": 0.9}
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
     waiting = headline.maps_figure(probe(0.9), None, "shift", "HARD student")  # the twin has no map yet
-    assert len(waiting.data) == 2 and any(a.text == "no map yet" for a in waiting.layout.annotations)
+    assert len(waiting.data) == 2
+    [note] = [a for a in waiting.layout.annotations if a.text == "no map yet"]
+    middle, teacher = waiting.layout.xaxis2.domain, waiting.layout.xaxis.domain  # over the empty twin panel
+    assert note.xref == "paper" and middle[0] < note.x < middle[1] and not teacher[0] <= note.x <= teacher[1]
+    no_teacher = headline.maps_figure(None, probe(0.2, teacher=False), "shift", "HARD student")
+    [note] = [a for a in no_teacher.layout.annotations if a.text == "no map yet"][:1]
+    assert note.x < teacher[1]  # the first empty panel is the teacher's (a run not probed yet)
     assert headline.maps_figure(None, None, "shift", "HARD student") is None
     curves = headline.curves_figure(CFG, evals(50, 0.3, teacher=0.98) + evals(100, 0.8), evals(50, 0.2))
     lines = {t.name: list(t.y) for t in curves.data}

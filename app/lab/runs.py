@@ -10,7 +10,7 @@ terminal, maybe on another machine) and runs of other sessions are read-only.
 >>> state(run_id), queue_position(run_id)      # ('starting', None), or ('queued', 1) while slots are full
 >>> stop(run_id)
 
-A lab run also gets, by default, its plain-KD twin (`twin_config`): the same world, data, teacher, student,
+A lab run also gets, by default, its plain-KD twin (`hard_core.config.twin_config`): the same world, data, teacher, student,
 seed and steps without the augmentation, so the Live page can show what HARD adds. A finished (or still
 training) identical twin is reused, so it costs nothing twice; a new one is queued as a background run,
 which the scheduler starts beside the run at the lowest CPU priority with one thread.
@@ -24,17 +24,16 @@ import time
 from pathlib import Path
 
 from hard_core.checkpoint import write_json
-from hard_core.config import KNOBS, RunConfig
+from hard_core.config import KNOBS, RunConfig, same_run, twin_config
 from hard_core.errors import UserError
 from hard_core.runs import request
 from hard_core.runs.reader import read_json
 
 from .scheduler import ACTIVE, HOST, LIVE, Scheduler, read_dict, root, run_dirs, safe_path, set_status, status
 
-__all__ = ["root", "run_path", "Scheduler", "scheduler", "shutdown", "submit", "twin_config", "twin_of",
+__all__ = ["root", "run_path", "Scheduler", "scheduler", "shutdown", "submit", "twin_of",
            "queue_position", "state", "stop", "pause", "resume", "set_knobs", "owner", "can_control", "list_all",
            "latest_live", "finished"]
-
 
 
 def run_path(run_id: str) -> Path:
@@ -65,34 +64,14 @@ def shutdown() -> None:
         s.shutdown()
 
 
-# what a plain-KD twin takes from RunConfig's defaults instead of the run's own values: no augmentation
-PLAIN = ("augment", "views", "max_shift", "pick_criterion", "pick_rounds", "hard", "hard_schedule", "hard_spread",
-         "hard_candidates", "hard_lambda", "hard_lr", "hard_every", "hard_share", "affine", "hard_image_input", "vae")
-SAME = ("threads",)  # a field that does not change what a run learns: ignored when looking for a twin
-
-
-def twin_config(cfg: RunConfig) -> RunConfig | None:
-    """The plain-KD run to compare `cfg` with: the same world, data, teacher, student, seed, steps and
-    optimisation, without augmentation. None when `cfg` is itself plain KD or has no teacher (pretrain)."""
-    if cfg.kind != "train" or cfg.loss != "kd" or not cfg.teacher:
-        return None
-    defaults = {name: RunConfig.model_fields[name].default for name in PLAIN}
-    twin = RunConfig(**{**cfg.model_dump(), **defaults})
-    return None if _same(twin.model_dump(mode="json"), cfg.model_dump(mode="json")) else twin
-
-
-def _same(a: dict, b: dict) -> bool:
-    return {k: v for k, v in a.items() if k not in SAME} == {k: v for k, v in b.items() if k not in SAME}
-
-
 def find_twin(cfg: RunConfig) -> str | None:
-    """The newest lab run with exactly this config (threads aside) that finished or is still
-    going, or None."""
+    """The newest lab run with this config (`same_run`: fields that do not change what it learns aside) that
+    finished or is still going, or None."""
     want, sched = cfg.model_dump(mode="json"), scheduler()
     found = []
     for run_id, d in run_dirs(root()):
         lab = read_dict(d / "lab.json")
-        if lab and isinstance(lab.get("config"), dict) and _same(lab["config"], want) \
+        if lab and isinstance(lab.get("config"), dict) and same_run(lab["config"], want) \
                 and _state(d, sched) in ("finished", *LIVE):
             found.append((float(lab.get("created") or 0), run_id))
     return max(found)[1] if found else None

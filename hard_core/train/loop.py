@@ -74,6 +74,8 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
         start, elapsed, knobs = _restore(s, Path(resume), knobs)
         knobs.update(overrides or {})
         saved = start
+        if s.targets is not None:  # the teacher's kept outputs, exactly as the steps before `start` kept them
+            s.targets.replay(start)
     ahead = None  # the teacher's reference and the probe, built in a thread from the second step on
     evaluated = False  # the teacher's accuracy is logged once, at the first evaluation
     batches = s.batches(start)  # this rank's part of each step's global batch, from step start + 1 on
@@ -130,7 +132,8 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
             group["lr"] = s.lr_at(knobs["lr"], step)
         final = step == cfg.steps
         logging = step % cfg.log_every == 0 or final or step % cfg.checkpoint_every == 0
-        out = distil_step(s, x, F.one_hot(y, s.dataset.num_classes).float(), knobs, step, measure=logging)
+        known = s.targets(step, x) if s.targets is not None else None
+        out = distil_step(s, x, F.one_hot(y, s.dataset.num_classes).float(), knobs, step, logging, known)
 
         # ---- events ----
         if logging:

@@ -19,9 +19,10 @@ from ..data.stream import FileSplit, sample, should_stream, step_batches
 from ..data.suites import check_suites
 from ..errors import UserError
 from ..models import build_model
-from ..teacher import load_teacher
+from ..teacher import frozen, load_teacher
 from ..worlds import World, get_world
 from .distributed import Dist, env_world
+from .targets import TeacherTargets
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -103,6 +104,7 @@ class Session:
     streamed: bool = False  # batches come through a DataLoader (from disk, or from host memory)
     precision: str = "fp32"  # resolved from --precision: bf16 | fp16 | fp32 (`resolve_precision`)
     teacher_step: nn.Module | None = None  # the teacher as the step runs it (compiled with --compile)
+    targets: TeacherTargets | None = None  # its kept outputs on the clean training images (`targets.py`)
     _suites: dict[str, Split] | None = None
 
     def __post_init__(self):
@@ -113,6 +115,7 @@ class Session:
         fp16 = self.precision == "fp16"
         self.scaler = torch.amp.GradScaler(self.device.type) if fp16 else None
         self.augmentor_scaler = torch.amp.GradScaler(self.device.type) if fp16 and self.augmentor is not None else None
+        self.targets = TeacherTargets.maybe(self)
 
     @property
     def suites(self) -> dict[str, Split]:
@@ -208,7 +211,7 @@ def build_session(cfg: RunConfig, given: Given | None = None) -> Session:
     elif cfg.teacher is None:
         raise UserError("--teacher is required for KD (a pretrain run directory, a .safetensors file, or 'default')")
     else:
-        teacher = given.teacher.to(device) if given.teacher is not None else load_teacher(cfg, dataset, device)
+        teacher = frozen(given.teacher.to(device)) if given.teacher is not None else load_teacher(cfg, dataset, device)
     torch.manual_seed(cfg.seed)  # student initialisation
     student = given.student if given.student is not None else \
         build_model(cfg.student, input_shape=dataset.input_shape, num_classes=dataset.num_classes,

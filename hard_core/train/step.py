@@ -46,18 +46,25 @@ class StepResult:
     extra: dict[str, Tensor] = field(default_factory=dict)  # with HARD and `measure`: disagreement, ...
 
 
-def distil_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure: bool = False) -> StepResult:
-    """One optimiser step on batch (x, y); `measure` adds HARD's game metrics (an extra student pass)."""
+def distil_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure: bool = False,
+                known: Tensor | None = None) -> StepResult:
+    """One optimiser step on batch (x, y); `measure` adds HARD's game metrics (an extra student pass).
+    known: the teacher's outputs on x when they are kept (`targets.TeacherTargets`: only for `--augment
+    none`, where x is what the teacher would be asked about), so the step need not run the teacher on it."""
     with s.autocast:  # CutMixPick scores its candidates with the models: the same arithmetic as the step
         x_aug, y_aug = s.augment(x, y, s.teacher, s.student)
     if s.cfg.views == "original+augmented":  # paper 2: KD on the originals and their augmented views
         x, y = torch.cat([x, x_aug]), torch.cat([y, y_aug])
     else:
         x, y = x_aug, y_aug
+    if known is not None and s.cfg.views == "original+augmented":
+        known = torch.cat([known, known])
     if s.augmentor is not None:
-        return _hard_step(s, x, y, knobs, step, measure)
+        return _hard_step(s, x, y, knobs, step, measure, known)
     with s.autocast:
-        if s.teacher is not None:
+        if known is not None:
+            t_logits = known
+        elif s.teacher is not None:
             with torch.no_grad():
                 t_logits = s.teacher_step(x)
         s_logits = s.student_ddp(x)
@@ -112,7 +119,8 @@ def _draw(s: Session, src: Tensor, t_src: Tensor, knobs: dict, grad: bool):
     return x_aug[keep], params, t_aug[keep]
 
 
-def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure: bool) -> StepResult:
+def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure: bool,
+               known: Tensor | None) -> StepResult:
     n = x.shape[0]
     m = max(1, round(s.augmentor.share * n))
     c = n - m
@@ -121,8 +129,11 @@ def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure
     single = update and s.cfg.hard_schedule == "reverse"  # both players in one pass
     game = update or measure or s.augmentor.candidates > 1  # steps that need the teacher on the sources
     with s.autocast:
-        with torch.no_grad():  # KD targets for x[:c]; and where the game is scored, its reference T(x[c:])
-            t_x = s.teacher_step(x if game else x[:c])
+        if known is not None:  # the kept outputs on the clean batch: KD targets and the game's reference
+            t_x = known
+        else:
+            with torch.no_grad():  # KD targets for x[:c]; and where the game is scored, its reference T(x[c:])
+                t_x = s.teacher_step(x if game else x[:c])
         t_clean, t_src = t_x[:c], (t_x[c:] if game else None)
         if update and not single:  # the student then learns from the images of the augmentor's update
             x_aug, params, t_aug = _augmentor_update(s, src, t_src, knobs)
