@@ -211,6 +211,20 @@ def test_invariance_figure_1d_is_two_lines():
     assert list(fig.data[0].x)[:2] == [-8, -7] and "shift" in fig.layout.xaxis.title.text
 
 
+def test_invariance_figure_draws_a_worlds_curve_with_its_units():
+    """The polarity and thickness grids are curves: two lines against the nuisance's strength, titled in words."""
+    for grid, axis, values, unit in (("polarity", "blend", torch.linspace(0, 1, 9), "1 − x"),
+                                     ("thickness", "thickness", torch.arange(-1, 3.0), "pixels")):
+        snap = {f"invariance.{grid}.axis.{axis}": values}
+        snap |= {f"invariance.{grid}.{m}.{k}": torch.rand(len(values))
+                 for m in ("teacher", "student") for k in ("acc", "kl")}
+        fig = figures.invariance_figure(snap, grid, "acc")
+        assert [t.type for t in fig.data] == ["scatter", "scatter"] and list(fig.data[0].x) == values.tolist()
+        assert unit in fig.layout.xaxis.title.text and figures.GRID_NAMES[grid] in fig.layout.title.text
+        assert tuple(fig.layout.yaxis.range) == (0, 1.02)
+    assert figures.invariance_figure(snap, "thickness", "kl").layout.title.text.startswith("KL(clean")
+
+
 def hard_steps(values):
     return [{**e, "extra": {**e["extra"], "hardness": v}} for e, v in zip(step_events(len(values)), values)]
 

@@ -25,8 +25,13 @@ PALETTE = ["#1f77b4", "#d9480f", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7
 WAITING_STEPS, WAITING_EVAL = "waiting for the first steps…", "waiting for the first evaluation…"
 KL_TOP = 1.0  # nats: the fixed top of every KL colour scale (an output that changed its mind lies above it)
 AXES = {"shift": ("dy", "dx"), "rotation-scale": ("angle", "scale")}  # rows, columns of a 2D grid
-AXIS_TITLES = {"dy": "dy (pixels, + = down)", "dx": "dx (pixels, + = right)", "angle": "rotation (degrees)",
-               "scale": "zoom (× size)", "shift": "shift (samples, + = right)"}
+# the probes' grids in words (the curves: one axis each; see hard_core.probes.live.run_grids)
+GRID_NAMES = {"shift": "shift", "rotation": "rotation angle", "polarity": "polarity blend",
+              "thickness": "stroke thickness", "rotation-scale": "rotation × scale"}
+AXIS_TITLES = {"dy": "dy (pixels, + = down)", "dx": "dx (pixels, + = right)",
+               "angle": "rotation (degrees, + = clockwise)", "scale": "zoom (× size)",
+               "shift": "shift (samples, + = right)", "blend": "blend toward 1 − x (0 = original, 1 = inverted)",
+               "thickness": "stroke thickness (pixels, − thinner)"}
 METRICS = {"acc": "accuracy", "kl": "KL(clean ‖ moved)"}
 COLOURBARS = {"acc": "accuracy (share correct)", "kl": "KL(clean ‖ moved), nats"}
 
@@ -154,17 +159,26 @@ def _axis(snapshot: dict, grid: str, name: str) -> list[float]:
     return [round(float(v), 3) for v in snapshot[f"invariance.{grid}.axis.{name}"]]
 
 
+def axis_names(snapshot: dict, grid: str) -> list[str]:
+    """The names of a grid's axes in a snapshot ("invariance.<grid>.axis.<name>"), in the snapshot's order."""
+    prefix = f"invariance.{grid}.axis."
+    return [k[len(prefix):] for k in snapshot if k.startswith(prefix)]
+
+
 def invariance_figure(snapshot: dict, grid: str = "shift", metric: str = "acc") -> go.Figure | None:
     """Teacher and student invariance maps side by side on one colour scale (0..1 for accuracy), rows
-    and columns labelled with the grid's axes; for 1D runs (vector maps) two lines on one plot.
+    and columns labelled with the grid's axes; for a curve (a 1D run's shift; the rotation, polarity and
+    thickness grids) two lines on one plot.
     None when the snapshot has no maps of this grid and metric."""
     keys = {m: f"invariance.{grid}.{m}.{metric}" for m in ("teacher", "student")}
     if not all(k in snapshot for k in keys.values()):
         return None
     maps = {m: snapshot[k].detach().float().cpu() for m, k in keys.items()}
-    title = f"Invariance over the {grid} grid: {METRICS.get(metric, metric)}"
-    if maps["teacher"].dim() == 1:
-        names = [k.rsplit(".", 1)[1] for k in snapshot if k.startswith(f"invariance.{grid}.axis.")]
+    what, measure = GRID_NAMES.get(grid, grid), METRICS.get(metric, metric)
+    title = f"{measure[:1].upper() + measure[1:]} against the {what}" if maps["teacher"].dim() == 1 \
+        else f"Invariance over the {what} grid: {measure}"
+    if maps["teacher"].dim() == 1:  # a curve: the 1D shift of signals, or one nuisance's strength
+        names = axis_names(snapshot, grid)
         axis = _axis(snapshot, grid, names[0]) if names else list(range(len(maps["teacher"])))
         fig = go.Figure()
         for m, colour, dash in (("teacher", PALETTE[1], "dash"), ("student", PALETTE[0], "solid")):

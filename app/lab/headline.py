@@ -16,7 +16,9 @@ from plotly.subplots import make_subplots
 
 from hard_core.worlds import WORLDS
 
-from .figures import AXES, AXIS_TITLES, PALETTE, WAITING_EVAL, layout, downsample, latest
+from hard_core.probes.live import world_grid
+
+from .figures import AXES, AXIS_TITLES, GRID_NAMES, PALETTE, WAITING_EVAL, layout, axis_names, downsample, latest
 from .live import RunView
 from .teachers import describe
 
@@ -30,8 +32,10 @@ def world_suite(cfg: dict) -> str:
 
 
 def grid_for(cfg: dict) -> str:
-    """The invariance grid that shows the world's nuisance best (the probes have shift and rotation-scale)."""
-    return "rotation-scale" if cfg.get("world") == "rotation" else "shift"
+    """The probe grid of the run's world (`hard_core.probes.live.world_grid`): 'rotation', 'polarity' and
+    'thickness' are curves; 'shift' for the shift and scarce worlds (and an unknown world)."""
+    world = cfg.get("world") or "shift"
+    return world_grid(world) if world in WORLDS else "shift"
 
 
 def run_label(cfg: dict) -> str:
@@ -71,10 +75,23 @@ def _axis(snap: dict, grid: str, name: str) -> list[float] | None:
     return [round(float(v), 3) for v in snap[key]] if key in snap else None
 
 
-def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str) -> go.Figure | None:
-    """Teacher | KD student | run's student accuracy maps over `grid`, from probe snapshots (`run`
-    carries the teacher's and its student's maps, `twin` the KD student's), on one 0..1 colour scale.
-    A model without maps yet keeps an empty panel. 1D runs: three lines on one plot. None without any map."""
+def maps_title(grid: str, world: str | None = None) -> str:
+    """What the headline's maps show, in words; the scarce world says that its measure is elsewhere."""
+    if world == "scarce":
+        return "Scarce data: its measure is in-domain test accuracy (below); the maps show shifts"
+    if grid == "shift":
+        return "Accuracy over the shift grid (bright = still right after the move)"
+    if grid == "polarity":
+        return "Accuracy from the digits (0) to their inversion 1 − x (1); the teacher dashed"
+    return f"Accuracy against the {GRID_NAMES.get(grid, grid)}; the teacher dashed"
+
+
+def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str,
+                world: str | None = None) -> go.Figure | None:
+    """Teacher | KD student | run's student accuracy over `grid`, from probe snapshots (`run` carries the
+    teacher's and its student's maps, `twin` the KD student's), on one 0..1 scale: three heatmaps for the
+    shift grid (a model without a map yet keeps an empty panel that says so), three lines for a curve
+    (a world's nuisance by strength, a 1D run's shift). None without any map. world: for the title."""
     maps = {}
     if run is not None and f"invariance.{grid}.teacher.acc" in run:
         maps["teacher"] = run[f"invariance.{grid}.teacher.acc"]
@@ -84,17 +101,11 @@ def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str) -> g
         maps["run"] = run[f"invariance.{grid}.student.acc"]
     if not maps:
         return None
-    ref = run if run is not None else twin
+    ref = run if run is not None and axis_names(run, grid) else twin
     names = {"teacher": "teacher", "kd": "KD student (twin)", "run": label}
-    title = f"Accuracy over the {grid} grid (bright = still right after the move)"
+    title = maps_title(grid, world)
     if next(iter(maps.values())).dim() == 1:
-        axis = _axis(ref, grid, "shift")
-        fig = go.Figure([go.Scatter(x=axis, y=m.float().tolist(), name=names[k], mode="lines+markers",
-                                    line=dict(color=COLOURS[k], dash="dash" if k == "teacher" else "solid"))
-                         for k, m in maps.items()])
-        fig.update_xaxes(title_text=AXIS_TITLES["shift"])
-        fig.update_yaxes(title_text="accuracy", range=[0, 1.02])
-        return layout(fig, title, f"headline-{grid}", height=300)
+        return _curves(maps, ref, grid, names, title)
     rows, cols = AXES[grid]
     y, x = _axis(ref, grid, rows), _axis(ref, grid, cols)
     order = ("teacher", "kd", "run")
@@ -105,16 +116,35 @@ def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str) -> g
             fig.add_trace(go.Heatmap(z=maps[k].float().tolist(), x=x, y=y, coloraxis="coloraxis", name=names[k],
                                      hovertemplate=f"{names[k]}<br>{cols} %{{x}}<br>{rows} %{{y}}<br>"
                                                    "accuracy %{z:.2f}<extra></extra>"), row=1, col=i)
-        else:
-            n = "" if i == 1 else i  # plotly names the first axes x and y, then x2, y2, ...
-            fig.add_annotation(text="no map yet", showarrow=False, xref=f"x{n} domain", yref=f"y{n} domain",
-                               x=0.5, y=0.5)
         fig.update_xaxes(title_text=AXIS_TITLES.get(cols, cols), row=1, col=i)
+    for i, k in enumerate(order, start=1):
+        if k not in maps:  # paper units, the middle of the empty panel's own domain: no reference to an
+            n = "" if i == 1 else i  # axis without a trace, which the browser placed over the teacher's map
+            xd, yd = fig.layout[f"xaxis{n}"].domain, fig.layout[f"yaxis{n}"].domain
+            fig.add_annotation(text="no map yet", showarrow=False, xref="paper", yref="paper",
+                               x=(xd[0] + xd[1]) / 2, y=(yd[0] + yd[1]) / 2, xanchor="center", yanchor="middle")
     fig.update_yaxes(title_text=AXIS_TITLES.get(rows, rows), row=1, col=1)
     fig.update_yaxes(autorange="reversed" if grid == "shift" else True)
     return layout(fig, title, f"headline-{grid}", height=300,
                    coloraxis=dict(cmin=0, cmax=1, colorscale="Viridis",
                                   colorbar=dict(title=dict(text="accuracy"), thickness=12)))
+
+
+def _curves(maps: dict, ref: dict, grid: str, names: dict, title: str) -> go.Figure:
+    """The three models' accuracy along one axis: teacher dashed, KD twin, the run's student."""
+    axis_name = (axis_names(ref, grid) or ["cell"])[0]
+    x = _axis(ref, grid, axis_name) or list(range(len(next(iter(maps.values())))))
+    fig = go.Figure([go.Scatter(x=x, y=m.float().tolist(), name=names[k], mode="lines+markers",
+                                line=dict(color=COLOURS[k], width=2 if k == "teacher" else 3,
+                                          dash="dash" if k == "teacher" else "solid"))
+                     for k, m in maps.items()])
+    missing = [names[k] for k in ("teacher", "kd", "run") if k not in maps]
+    if missing:
+        fig.add_annotation(text=f"no curve yet: {', '.join(missing)}", showarrow=False, xref="paper",
+                           yref="paper", x=0, y=0.02, xanchor="left", yanchor="bottom")
+    fig.update_xaxes(title_text=AXIS_TITLES.get(axis_name, axis_name))
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%")
+    return layout(fig, title, f"headline-{grid}", height=300)
 
 
 def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | None) -> go.Figure | None:
@@ -168,7 +198,7 @@ def panel(view: RunView, twin: RunView | None, every: float = 0.0) -> None:
         left, right = st.columns([3, 1.3])
         probed = tuple(p["_step"] if p is not None else None for p in (run_probe, twin_probe))
         fig = view.drawn(("headline-maps", twin is not None), probed,
-                         lambda: maps_figure(run_probe, twin_probe, grid, label), every)
+                         lambda: maps_figure(run_probe, twin_probe, grid, label, cfg.get("world")), every)
         if fig is None:
             left.caption("The invariance maps come at the first probe step.")
         else:

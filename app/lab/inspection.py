@@ -25,7 +25,11 @@ from hard_core.runs import CHECKPOINT, LoadedRun, load_run
 
 from .runs import finished
 
-MAX_UPLOAD = 2 * 1024 * 1024  # bytes; server.maxUploadSize (.streamlit/config.toml) is larger, so this one speaks
+# The one upload limit a user is told (by the uploader's label). server.maxUploadSize (.streamlit/config.toml)
+# is only the transport's, larger, and the page hides the widget's own statement of it, so a file between
+# the two reaches `read_upload` and gets one line in words instead of the widget's red chip
+MAX_UPLOAD_MB = 2
+MAX_UPLOAD = MAX_UPLOAD_MB * 2**20  # bytes
 MAX_PIXELS = 25_000_000  # refuse decompression bombs long before PIL's own limit
 FORMATS = ("PNG", "JPEG")
 DIGIT_BOX = 20 / 28  # MNIST's rule: the digit fills a 20x20 box of its 28x28 image
@@ -72,7 +76,7 @@ def read_upload(data: bytes, dataset: Dataset) -> tuple[Tensor, str]:
     if dataset.is_1d:
         raise UploadError("this run works on 1D signals; uploads are for image runs (use a test signal)")
     if len(data) > MAX_UPLOAD:
-        raise UploadError(f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD // 2**20} MB")
+        raise UploadError(f"the file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_MB} MB")
     if not data:
         raise UploadError("the file is empty")
     try:
@@ -156,11 +160,12 @@ def disagreement(run: LoadedRun, x: Tensor) -> Tensor:
 
 
 def invariance(run: LoadedRun, x: Tensor, label: int) -> dict[str, Tensor]:
-    """Both models' invariance maps for this one image over the grids the run was probed on, as
-    snapshot keys ("invariance.<grid>.<model>.acc|kl", "invariance.<grid>.axis.<name>"). `label` is
-    what "correct" means for the accuracy cells (for an upload: the teacher's call on the clean image)."""
+    """Both models' invariance maps for this one image over the grids the run was probed on (its world's
+    own curve first, then shift; `run_grids`), as snapshot keys ("invariance.<grid>.<model>.acc|kl",
+    "invariance.<grid>.axis.<name>"). `label` is what "correct" means for the accuracy cells (for an
+    upload: the teacher's call on the clean image)."""
     out = {}
-    for grid_name, grid in run_grids(run.dataset).items():
+    for grid_name, grid in run_grids(run.dataset, run.cfg.world, run.cfg.teacher).items():
         probe = InvarianceProbe(x, torch.tensor([label]), grid, images=1, temperature=1.0)
         for model_name, model in (("teacher", run.teacher), ("student", run.student)):
             maps = probe(model)

@@ -203,10 +203,13 @@ def chart(where, fig, key: str, waiting: str) -> None:
 def invariance_view(maps: dict, key: str, measures: dict[str, str], drawn=None) -> None:
     """Radios for the grid and the measure (value -> label), then the teacher and student invariance maps
     side by side. `maps` holds snapshot-style `invariance.<grid>.<model>.<measure>` tensors. drawn: keeps
-    the figure, `drawn(name, draw)` (a live page's `RunView.drawn` at the maps' step), else drawn each time."""
-    grids = [g for g in ("shift", "rotation-scale") if any(k.startswith(f"invariance.{g}.teacher.") for k in maps)]
+    the figure, `drawn(name, draw)` (a live page's `RunView.drawn` at the maps' step), else drawn each time.
+    The grids are the run's own (`hard_core.probes.live.run_grids`): the world's first, then shift."""
+    grids = list(dict.fromkeys(k.split(".")[1] for k in maps if k.startswith("invariance.") and ".teacher." in k))
+    grids.sort(key=lambda g: g == "shift")  # the world's own nuisance first (a snapshot's keys come sorted)
     g1, g2 = st.columns(2)
-    grid = g1.radio("Grid", grids, horizontal=True, key=f"{key}_grid")
+    grid = g1.radio("Grid", grids, horizontal=True, key=f"{key}_grid",
+                    format_func=lambda g: figures.GRID_NAMES.get(g, g))
     metric = g2.radio("Measure", list(measures), horizontal=True, key=f"{key}_metric", format_func=measures.get)
     draw = lambda: figures.invariance_figure(maps, grid, metric)  # noqa: E731
     st.plotly_chart(drawn(("invariance", grid, metric), draw) if drawn else draw(), key=f"{key}_invariance")

@@ -30,8 +30,10 @@ if one_d:
     c1.caption("1D runs take test signals only: uploads are for image runs.")
 if source == "upload" and not one_d:
     # no `type=` filter: the uploader would refuse a wrong file with a red chip and the reason in a tooltip;
-    # read_upload checks the content and says what is wrong, in words, right under the uploader
-    upload = c2.file_uploader("A digit, PNG or JPEG, at most 2 MB", key="i_upload")
+    # read_upload checks the content and says what is wrong, in words, right under the uploader. The limit
+    # is stated once, in the label; the widget's own line states the larger transport limit, so it is hidden
+    st.html("<style>.st-key-i_upload [data-testid='stFileUploaderDropzoneInstructions'] {display: none}</style>")
+    upload = c2.file_uploader(f"A digit, PNG or JPEG, at most {inspection.MAX_UPLOAD_MB} MB", key="i_upload")
     if upload is None:
         st.info("Upload an image: it is converted to the run's input (greyscale, centred on the canvas).")
         st.stop()
@@ -65,16 +67,18 @@ else:
              caption=f"{note} · left: the image · right: where the disagreement is, at T = {run.cfg.temperature:g}. "
                      + images.OVERLAY_CAPTION)
 
-st.subheader("Invariance: how the outputs change as the image moves")
+st.subheader("Invariance: how the outputs change under the world's nuisance")
 maps = inspection.invariance(run, x, label)
 invariance_view(maps, "i", {"kl": "KL(clean ‖ moved)", "acc": "still correct?"})
+correct = " (here: the teacher's call on the clean upload)." if source == "upload" else "."
 if one_d:
     st.caption("For one signal the KL is the informative measure: 0 where the output did not move. "
                "\"Still correct\" is 1 where the shifted signal keeps the label.")
 else:
-    st.caption(f"For one image the KL is the informative measure: bright cells (KL near 0) mean the output did "
-               f"not move, dark cells that it did (one fixed scale for both models: {figures.KL_TOP:g} nat or more "
-               "is darkest). A shift-invariant teacher is bright everywhere; a student that "
-               "only learned centred digits darkens away from the centre. \"Still correct\" is bright where "
-               "the moved image keeps the label"
-               + (" (here: the teacher's call on the clean upload)." if source == "upload" else "."))
+    st.caption(f"For one image the KL is the informative measure: 0 where the output did not move (on the "
+               f"shift grid bright cells; one fixed scale for both models, {figures.KL_TOP:g} nat or more is "
+               "darkest). A shift-invariant teacher is bright everywhere; a student that only learned centred "
+               "digits darkens away from the centre. The curves (rotation angle, polarity blend, stroke "
+               "thickness) follow the world's nuisance from none to strong: at blend 0.5 every image is flat "
+               "grey, so every model fails there. \"Still correct\" is 1 where the changed image keeps the label"
+               + correct)

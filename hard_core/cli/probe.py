@@ -17,7 +17,7 @@ from ..errors import UserError
 from ..losses import kl_div
 from ..probes import InvarianceProbe, disagreement_map
 from ..probes.invariance import KINDS
-from ..probes.live import run_grids
+from ..probes.live import probe_grid
 from ..runs import load_run, run_config
 from ..runs.reader import checkpoint_step
 from ..train import dataset_for, pick_device
@@ -33,8 +33,10 @@ def add_parser(sub, name: str) -> None:
                               "\n  python -m hard_core probe runs/R --kind rotation-scale --json")
     p.add_argument("run_dir", help="a train run directory (with a teacher and a student checkpoint)")
     p.add_argument("--kind", choices=KINDS, default="shift",
-                   help="grid: shift (dy x dx, up to the shift suite's strength) or rotation-scale "
-                        "(+-30 degrees x zoom 0.75..1.25); 1D runs have shift only [default: shift]")
+                   help="grid: shift (dy x dx, up to the shift suite's strength), the curves rotation (angle "
+                        "+-90), polarity (blend x -> 1 - x) and thickness (strokes 1 px thinner .. 2 px "
+                        "thicker), or rotation-scale (+-30 degrees x zoom 0.75..1.25); 1D runs have shift "
+                        "only [default: shift]")
     p.add_argument("--images", type=int, default=256, metavar="N",
                    help="test images in the probe set, a seeded random choice [default: 256]")
     add_config_flag(p, "device")
@@ -51,10 +53,10 @@ def run(args) -> int:
                         "a student with its teacher, give a KD run directory")
     if args.images < 1:
         raise UserError(f"--images must be at least 1, got {args.images}")
-    grids = run_grids(dataset_for(cfg))  # the grids a run is probed on while it trains
-    if args.kind not in grids:
-        raise UserError(f"grid '{args.kind}' is for images; 1D signals have only: {', '.join(grids)}")
-    grid = grids[args.kind]
+    try:
+        grid = probe_grid(args.kind, dataset_for(cfg))  # at the strengths a run is probed at while it trains
+    except ValueError as e:
+        raise UserError(str(e)) from None
     device = pick_device(args.device or "auto")
     try:
         loaded = load_run(path, device, augmentor=False)

@@ -2,11 +2,12 @@
 
 One implementation each, used by the worlds' OOD suites (`data.suites`), by the matching standard
 augmentations (`augment.standard`: the oracle, and what the world's teacher was trained with) and, for
-`shift`, by the invariance probes (`probes.invariance`).
+`shift`, `thicken` and `blend_invert`, by the invariance probes (`probes.invariance`).
 
 >>> shift(x, dx, dy)   # content moves right by dx and down by dy whole pixels (ints, or N per sample)
 >>> thicken(x, 1)      # strokes one pixel thicker (3 x 3 grey dilation); thicken(x, -1) thins them
 >>> invert(x, mask)    # x -> 1 - x where mask (N booleans) is set
+>>> blend_invert(x, w) # (1 - w) x + w (1 - x): polarity reached gradually (w = 1 is invert)
 """
 from __future__ import annotations
 
@@ -68,3 +69,11 @@ def invert(x: Tensor, mask: Tensor) -> Tensor:
     """Polarity: x -> 1 - x (torchvision's invert) for the samples where `mask` (N booleans) is True."""
     mask = mask.to(x.device).view(-1, *([1] * (x.dim() - 1)))
     return torch.where(mask, TF.invert(x), x)
+
+
+def blend_invert(x: Tensor, weight: float) -> Tensor:
+    """Polarity as a strength: x blended toward its inversion, (1 - w) x + w (1 - x) for float [0, 1]
+    batches. w = 0 returns x and w = 1 exactly `invert`'s 1 - x; at w = 0.5 every pixel is 0.5 (no contrast)."""
+    if not 0 <= weight <= 1:
+        raise ValueError(f"weight must be in [0, 1], got {weight}")
+    return torch.lerp(x, TF.invert(x), weight)  # lerp is exact at both ends

@@ -1,8 +1,9 @@
 """Invariance maps: a model's accuracy and output change over a grid of transforms of a fixed probe set.
 
-For every cell of a grid (shift x by shift y, rotation by scale, or a vector of 1D shifts) the probe
-reports the accuracy on the transformed images and the mean KL(model(x) || model(t(x))): how much the
-output moves under the transform (0 = perfectly invariant). A CNN teacher's map is nearly flat; a KD
+For every cell of a grid (shift x by shift y, rotation by scale; or a curve along one nuisance: a
+rotation angle, a polarity blend, a stroke thickness, 1D shifts) the probe reports the accuracy on the
+transformed images and the mean KL(model(x) || model(t(x))): how much the output moves under the
+transform (0 = perfectly invariant). A CNN teacher's map is nearly flat; a KD
 student trained on centred digits has a bright centre and dark edges; HARD should flatten it.
 
 >>> probe = InvarianceProbe(x_test, y_test, shift_grid(6))     # build once: picks and transforms images
@@ -21,11 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models import eval_mode
-from ..data.nuisance import shift
+from ..data.nuisance import blend_invert, shift, thicken
 from ..losses import kl_div
 
-Kind = Literal["shift", "rotation-scale"]
-KINDS = ("shift", "rotation-scale")
+Kind = Literal["shift", "rotation", "polarity", "thickness", "rotation-scale"]
+KINDS = ("shift", "rotation", "polarity", "thickness", "rotation-scale")
+CURVES = ("rotation", "polarity", "thickness")  # image grids with one axis: the plot is a curve
 
 
 def rotate_scale(x: Tensor, angles: Tensor, scales: Tensor) -> Tensor:
@@ -50,7 +52,9 @@ class Grid:
     """A grid of transforms: `names[i]` labels axis `axes[i]`; cells are in row-major (C) order.
 
     kind: "shift" (rows dy, columns dx, integer pixels), "rotation-scale" (rows angle in degrees,
-    columns zoom factor) or "shift-1d" (one axis of integer sample shifts).
+    columns zoom factor), "shift-1d" (one axis of integer sample shifts), or one axis of images:
+    "rotation" (angle, degrees), "polarity" (blend: 0 = x, 1 = 1 - x), "thickness" (pixels a stroke
+    is thickened by; negative thins it).
     """
 
     kind: str
@@ -72,6 +76,14 @@ class Grid:
             angles = torch.stack([self.axes[0][i] for i, _ in params]).repeat_interleave(len(x))
             scales = torch.stack([self.axes[1][j] for _, j in params]).repeat_interleave(len(x))
             return rotate_scale(x.repeat(len(params), *[1] * (x.dim() - 1)), angles, scales)
+        if self.kind in CURVES:  # one transform of the whole probe set per cell, cell-major
+            values = [self.axes[0][c] for (c,) in params]
+            if self.kind == "rotation":
+                angles = torch.stack(values).repeat_interleave(len(x))
+                return rotate_scale(x.repeat(len(params), *[1] * (x.dim() - 1)), angles, torch.ones_like(angles))
+            if self.kind == "polarity":  # the polarity world's inversion, reached gradually
+                return torch.cat([blend_invert(x, float(v)) for v in values])
+            return torch.cat([thicken(x, int(v)) for v in values])  # the thickness suite's own transform
         # shifts: the shift suite's own transform (zero fill; 1D signals replicate their ends)
         if self.kind == "shift":
             return torch.cat([shift(x, dx=int(self.axes[1][j]), dy=int(self.axes[0][i])) for i, j in params])
@@ -113,9 +125,33 @@ def shift_1d_grid(max_shift: int = 8, step: int = 1) -> Grid:
     return Grid("shift-1d", ("shift",), (_shift_axis(max_shift, step),))
 
 
+def rotation_grid(max_angle: float = 90.0, step: float = 15.0) -> Grid:
+    """Angles -max_angle..max_angle degrees by `step` (a curve; the rotation world's teacher learned +-45)."""
+    if max_angle < 0 or step <= 0:
+        raise ValueError(f"need max_angle >= 0 and step > 0, got {max_angle} and {step}")
+    k = int(max_angle // step)
+    return Grid("rotation", ("angle",), (step * torch.arange(-k, k + 1, dtype=torch.float32),))
+
+
+def polarity_grid(cells: int = 9) -> Grid:
+    """Blends from x (0) to 1 - x (1) in `cells` even steps; at 0.5 every image is flat grey, unreadable."""
+    if cells < 2:
+        raise ValueError(f"need at least 2 cells, got {cells}")
+    return Grid("polarity", ("blend",), (torch.linspace(0, 1, cells),))
+
+
+def thickness_grid(thinner: int = 1, thicker: int = 2) -> Grid:
+    """Strokes `thinner` pixels thinner .. `thicker` pixels thicker (the world's teacher learned +-1; at 2 px
+    thinner a 40-px canvas's digits are erased and every model is at chance)."""
+    if thinner < 0 or thicker < 0:
+        raise ValueError(f"need thinner, thicker >= 0, got {thinner} and {thicker}")
+    return Grid("thickness", ("thickness",), (torch.arange(-thinner, thicker + 1, dtype=torch.float32),))
+
+
 def make_grid(kind: Kind, one_d: bool, *, max_shift: int | None = None, step: int | None = None,
               max_angle: float = 30.0, max_scale: float = 0.25, cells: int = 7) -> Grid:
-    """The grid of `kind` for images or (one_d) signals; shift defaults: 6 px for images, 8 for 1D."""
+    """The grid of `kind` for images or (one_d) signals; shift defaults: 6 px for images, 8 for 1D.
+    The curves (rotation, polarity, thickness) take their own defaults (`rotation_grid`, ...)."""
     if kind not in KINDS:
         raise ValueError(f"unknown invariance grid '{kind}'; choose from: {', '.join(KINDS)}")
     if one_d:
@@ -124,6 +160,8 @@ def make_grid(kind: Kind, one_d: bool, *, max_shift: int | None = None, step: in
         return shift_1d_grid(8 if max_shift is None else max_shift, step or 1)
     if kind == "shift":
         return shift_grid(6 if max_shift is None else max_shift, step)
+    if kind in CURVES:
+        return {"rotation": rotation_grid, "polarity": polarity_grid, "thickness": thickness_grid}[kind]()
     return rotation_scale_grid(max_angle, max_scale, cells)
 
 

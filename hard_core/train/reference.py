@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ..assets import kept
 from ..checkpoint import atomic_write
 from ..data import Split
-from ..probes.live import RunProbe
+from ..probes.live import RunProbe, run_grids
 from .evaluate import accuracy
 from .setup import PROBE_IMAGES, Session, held
 
@@ -43,7 +43,8 @@ def first_evaluation(s: Session, keep: Path | None = None) -> FirstEvaluation:
     suites = s.suites
     if s.teacher is None:
         return FirstEvaluation(None, None, None)
-    probe = RunProbe(s.teacher, held(s.dataset, PROBE_IMAGES), s.device)
+    probes = held(s.dataset, PROBE_IMAGES)  # the grids: the world's own, shift, and for a teacher of one's own more
+    probe = RunProbe(s.teacher, probes, s.device, grids=run_grids(probes, s.cfg.world, s.cfg.teacher))
     acc, predictions = teacher_reference(s.teacher, suites, probe, s.autocast, keep)
     return FirstEvaluation(acc, predictions, probe)
 
@@ -71,8 +72,8 @@ def reference_key(teacher: nn.Module, suites: dict[str, Split], probe: RunProbe 
         if not isinstance(split, Split):  # streamed from disk: not hashed, computed every time
             return None
         tensors += [(f"suite.{name}.x", split.x), (f"suite.{name}.y", split.y)]
-    for name, p in (probe.probes.items() if probe is not None else ()):
-        tensors += [(f"probe.{name}.x", p.x), (f"probe.{name}.y", p.y)]
+    for name, p in (probe.probes.items() if probe is not None else ()):  # the kind names the transform
+        tensors += [(f"probe.{name}.{p.grid.kind}.x", p.x), (f"probe.{name}.y", p.y)]
         tensors += [(f"probe.{name}.{axis}", a) for axis, a in zip(p.grid.names, p.grid.axes)]
     if sum(t.numel() * t.element_size() for name, t in tensors if not name.startswith("teacher.")) > MAX_HASHED:
         return None
