@@ -1,15 +1,14 @@
 """Matrix: which method transfers which invariance. Rows are worlds (a nuisance the teacher learned and the
-student's data lacks), columns are methods; a cell's button trains that run again, live.
+student's data lacks), columns are methods; a click on a cell opens that cell's run on the Live page.
 
 The numbers are the shipped docs/matrix/matrix.json (or $HARD_LAB_MATRIX), made by `python -m hard_core
-matrix`; this page only reads it. Figures and configs come from lab/matrix.py.
+matrix`; this page only reads it, and shows each number once (in the heatmap; details on hover). Figures,
+the clicked cell and the run it opens come from lab/matrix.py.
 """
 import streamlit as st
 
 from hard_core.errors import UserError
-from hard_core.runs.matrix import markdown_table
 from lab import matrix as lab_matrix
-from lab import runs
 from lab.widgets import owner_key
 
 key = owner_key()
@@ -26,31 +25,25 @@ if matrix is None:
 
 settings = matrix["settings"]
 worlds, methods = settings["worlds"], settings["methods"]
-st.plotly_chart(lab_matrix.heatmap(matrix), key="matrix_heatmap")
-st.caption("**Gap closed** = (method − KD) / (oracle − KD) on the world's OOD suite: 0 is plain KD, 1 is the "
+event = st.plotly_chart(lab_matrix.heatmap(matrix), key="matrix_heatmap", on_select="rerun",
+                        selection_mode="points")
+st.caption("Colour: **gap closed** = (method − KD) / (oracle − KD) on the world's OOD suite, 0 is plain KD, 1 the "
            "oracle (KD trained with the nuisance itself as augmentation, which bounds what transfer can reach). "
-           f"{settings['student']} students, {settings['steps']} steps, mean of {settings['seeds']} seed(s); "
-           "the scarce world's suite is in-domain test accuracy.")
-st.markdown(markdown_table(matrix))
-st.caption(matrix.get("legend", "") + f" Made with `{matrix.get('command', '?')}`.")
+           f"Numbers: the student's OOD accuracy; hover a cell for its in-domain accuracy. {settings['student']} "
+           f"students, {settings['steps']} steps, mean of {settings['seeds']} seed(s); the scarce world's suite is "
+           f"in-domain test accuracy. Made with `{matrix.get('command', '?')}`.")
 
 st.subheader("Watch a cell train")
-st.caption("Each button is a cell (OOD / in-domain accuracy, gap closed). Press one to train that run again on "
-           "the Live training page, with its curves, images and invariance maps.")
-header = st.columns(1 + len(methods))
-for col, name in zip(header[1:], methods):
-    col.markdown(f"**{name}**")
-picked = None
-for w in worlds:
-    row = st.columns(1 + len(methods))
-    row[0].markdown(f"**{w}**")
-    for col, m in zip(row[1:], methods):
-        if col.button(lab_matrix.label(matrix, w, m), key=f"matrix_{w}_{m}", use_container_width=True,
-                      help=f"train {m} in the {w} world, live"):
-            picked = (w, m)
+st.caption("Click a cell above, or pick it here, to open its run on the Live training page with its curves, "
+           "images and invariance maps: the lab's run of that cell if there is one, else a new one, trained live.")
+c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+world = c1.selectbox("World", worlds, key="matrix_world")
+method = c2.selectbox("Method", methods, key="matrix_method")
+picked = (world, method) if c3.button("Open", key="matrix_open", type="primary", use_container_width=True) \
+    else lab_matrix.picked(matrix, event.selection)
 if picked:
     try:
-        run_id = runs.submit(lab_matrix.live_config(matrix, *picked), key, twin=True)
+        run_id = lab_matrix.open_cell(matrix, *picked, owner=key)
     except UserError as e:
         st.error(str(e))
         st.stop()
