@@ -217,7 +217,8 @@ def loss_figure(all_curves: dict[str, dict], rows: list[dict], look: dict[str, d
                          **loss_axis([y for i in ids for y in all_curves[i]["loss"][1]]))
     fig.update_xaxes(title_text="step", row=len(panels), col=1)
     title = "Training loss" + (", one panel per objective" if len(panels) > 1 else f": {panels[0]}")
-    return _layout(fig, title, 120 + 260 * len(panels))
+    _layout(fig, title, 120 + 260 * len(panels))
+    return fig.update_layout(margin=dict(t=80))  # room for the first panel's title under the figure's
 
 
 def metrics_table(rows: list[dict], look: dict[str, dict] | None = None) -> pd.DataFrame:
