@@ -1,5 +1,5 @@
-"""The Augmentation explorer and the Invariance inspector, driven through Streamlit's AppTest (each
-AppTest is its own session), plus the inspector's upload check and the explorer's T. stddev ranking."""
+"""The Invariance inspector (and the Learn page's thread count), driven through Streamlit's AppTest (each
+AppTest is its own session), plus the inspector's upload check. The explorer: tests/test_app_explorer.py."""
 import io
 import json
 import threading
@@ -65,93 +65,7 @@ def digit_on_white(size=(90, 60)) -> Image.Image:
     return img
 
 
-# ---- explorer --------------------------------------------------------------------------------------
-
-def test_explorer_shows_augmentations_and_switches(lab_env):
-    at = open_page("views/explorer.py")
-    assert at.title[0].value == "Augmentation explorer"
-    assert "none" in at.get("image")[0].captions[0]
-    at.selectbox(key="x_augmentation").set_value("cutmix").run()
-    assert not at.exception and len(at.get("image")) == 1
-    assert "middle: after cutmix · bottom: |x̃ − x|" in at.get("image")[0].captions[0]
-    at.selectbox(key="x_augmentation").set_value("cutmixpick").run()
-    caption = at.get("image")[0].captions[0]
-    assert not at.exception and "freshly initialised mlp" in caption
-    # one account of what the rows are, agreeing with the Learn page: the candidates the two disagree on most
-    assert caption.startswith("top: the test image each candidate was cut from · middle: the 8 of 16 CutMix")
-    assert "teacher and student disagree most" in caption and "clean test images" not in caption
-    at.selectbox(key="x_dataset").set_value("mnist1d").run()  # 1D: line plots, no image-only augmentations
-    assert not at.exception and len(at.get("image")) == 0
-    assert "randaugment" not in at.selectbox(key="x_augmentation").options
-    assert at.get("plotly_chart")  # the signals
-    at.button(key="x_rank").click().run()  # 1D ranks in about a second (the 40x40 CNN takes ~30 s)
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    ranked = [c for c in charts if c["layout"]["uirevision"] == "tstddev"]
-    assert not at.exception and len(ranked) == 1 and len(ranked[0]["data"][0]["y"]) == 5
-    at.selectbox(key="x_augmentation").set_value("shift").run()  # the ranking stays on screen
-    assert len([c for c in at.get("plotly_chart") if '"tstddev"' in c.proto.spec]) == 1
-
-
-def test_explorer_lists_the_finished_hard_run(lab_env):
-    at = open_page("views/explorer.py")
-    at.selectbox(key="x_augmentation").set_value(explore.HARD).run()
-    assert not at.exception
-    options = at.selectbox(key="x_run").options
-    assert len(options) == 1 and options[0].startswith("hard-affine-20 (HARD-affine")
-    assert "hard-affine-20" in at.get("image")[0].captions[0]
-    params = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert params["layout"]["title"]["text"] == "What the augmentor chose (128 samples)"
-    assert [t["type"] for t in params["data"]] == ["scatter"] and len(params["data"][0]["x"]) == 128
-    assert "±6 px bound" in params["layout"]["xaxis"]["title"]["text"]  # the run's bound, as a reference
-    # 20 steps is still the warm-up: the caption does not claim the augmentor learned anything
-    verdict = " ".join(c.value for c in at.caption)
-    assert "still warming up" in verdict and "learned where" not in verdict
-    at.selectbox(key="x_dataset").set_value("mnist1d").run()  # runs are listed per data set
-    at.selectbox(key="x_augmentation").set_value(explore.HARD).run()
-    assert not at.exception and at.selectbox(key="x_run").options[0].startswith("hard-1d-20")
-    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
-    assert titles[:2] == ["What the student sees: clean vs augmented signals", "What the augmentor chose (128 samples)"]
-
-
-def test_explorer_without_runs_says_how_to_get_one(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path))
-    at = open_page("views/explorer.py")
-    at.selectbox(key="x_augmentation").set_value(explore.HARD).run()
-    assert not at.exception and "No finished HARD run" in at.info[0].value and not at.get("image")
-
-
-def test_rank_orders_by_tstddev_lowest_first_and_is_kept_per_teacher(tmp_path, monkeypatch):
-    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("HARD_CACHE", str(tmp_path / "cache"))
-    ranking = explore.rank("mnist1d", batches=2, batch_size=16)
-    names, scores = [n for n, _ in ranking], [s for _, s in ranking]
-    assert scores == sorted(scores) and all(s > 0 for s in scores)
-    assert set(names) == {"none", "shift", "mixup", "cutmix", "cutmixpick"}  # image-only ones left out
-    [kept] = (tmp_path / "cache").glob("tstddev-*.json")
-    assert json.loads(kept.read_text())["ranking"] == [[n, s] for n, s in ranking]
-
-    def no_second_computation(*args, **kw):
-        raise AssertionError("ranked again although the ranking was kept")
-
-    monkeypatch.setattr(explore, "rank_augmentations", no_second_computation)
-    assert explore.rank("mnist1d", batches=2, batch_size=16) == ranking  # read back
-    with pytest.raises(AssertionError, match="ranked again"):  # other settings: another entry
-        explore.rank("mnist1d", batches=3, batch_size=16)
-    kept.write_text("{ half a file")  # a broken entry is computed again, not trusted
-    with pytest.raises(AssertionError, match="ranked again"):
-        explore.rank("mnist1d", batches=2, batch_size=16)
-
-
-def test_shipped_rankings_belong_to_the_shipped_teachers():
-    """A fresh clone ranks at once: each explorer data set's shipped teacher has its ranking next to it,
-    computed for exactly these weights and the explorer's settings (a retrained teacher fails here until
-    `docs/bench/explorer_ranking.py --ship` is run again)."""
-    for label in explore.DATASETS:
-        key = explore.ranking_key(explore.teacher(label), label, batches=20, batch_size=128, seed=0)
-        shipped, cache = explore.kept_rankings(label, "default", key)
-        kept = json.loads(shipped.read_text())
-        assert kept["key"] == key and kept["batches"] == 20 and len(kept["ranking"]) >= 5, label
-        assert cache.name == f"tstddev-{key}.json"
+# ---- explorer: tests/test_app_explorer.py -----------------------------------------------------
 
 
 # ---- inspector -------------------------------------------------------------------------------------

@@ -203,7 +203,8 @@ def test_tstddev_command_prints_intervals_accuracy_ties_and_the_collapse(capsys,
             "none,shift,polarity", "--chunks", "3", "--chunk-batches", "2", "--batch-size", "32", "--json"]
     code, out, err = cli(capsys, *argv)
     assert code == 0, err
-    lines = {line.split()[1]: line for line in out.splitlines() if line.split()[1:2] in (["none"], ["shift"], ["polarity"])}
+    lines = {line.split()[1]: line for line in out.splitlines()
+             if line.split()[1:2] in (["none"], ["shift"], ["polarity"])}
     assert "COLLAPSED" in lines["polarity"] and lines["polarity"].split()[0] == "-"
     assert "COLLAPSED" not in lines["none"] and "3 chunks of 2 batches of 32" in out and "computed in" in out
     result = json.loads(out.strip().splitlines()[-1])

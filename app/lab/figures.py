@@ -253,16 +253,29 @@ def disagreement_1d_figure(snapshot: dict, n: int = 4) -> go.Figure:
     return layout(fig, "Where teacher and student disagree (per position)", "disagreement-1d", height=280)
 
 
-def tstddev_figure(ranking: list[tuple[str, float]]) -> go.Figure:
-    """Horizontal bars of T. stddev per augmentation, the best (lowest) on top and highlighted."""
-    names, scores = [n for n, _ in ranking], [s for _, s in ranking]
-    best = min(scores) if scores else None
-    fig = go.Figure(go.Bar(x=scores, y=names, orientation="h", name="T. stddev",
-                           marker=dict(color=[PALETTE[2] if s == best else "#9aa5b1" for s in scores]),
-                           hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
-    fig.update_xaxes(title_text="T. stddev of the teacher's mean prediction (lower = better)", rangemode="tozero")
+def tstddev_figure(ranking: list) -> go.Figure:
+    """Horizontal bars of T. stddev per augmentation in the ranking's order (best first), each with its 95%
+    interval and the teacher's accuracy on its views; the rank-1 ones (ties included) highlighted, the
+    ones the teacher cannot read in red and marked. `ranking`: `probes.tstddev.Score`s, or (name, score)."""
+    names, scores = [r[0] for r in ranking], [r[1] for r in ranking]
+    low, high = [getattr(r, "low", r[1]) for r in ranking], [getattr(r, "high", r[1]) for r in ranking]
+    collapsed = [bool(getattr(r, "collapsed", False)) for r in ranking]
+    best = [getattr(r, "rank", 1 if r[1] == min(scores) else 2) == 1 for r in ranking]
+    text = [("cannot read: " if c else "teacher ") + f"{100 * r.accuracy:.0f}%" if hasattr(r, "accuracy") else ""
+            for r, c in zip(ranking, collapsed)]
+    colours = ["#d62728" if c else PALETTE[2] if b else "#9aa5b1" for c, b in zip(collapsed, best)]
+    fig = go.Figure(go.Bar(x=scores, y=names, orientation="h", name="T. stddev", marker=dict(color=colours),
+                           error_x=dict(type="data", symmetric=False, array=[h - s for h, s in zip(high, scores)],
+                                        arrayminus=[s - lo for s, lo in zip(scores, low)], color="#444"),
+                           text=text, textposition="inside", insidetextanchor="start",
+                           customdata=[[lo, h] for lo, h in zip(low, high)],
+                           hovertemplate="%{y}: %{x:.4f} (95%: %{customdata[0]:.4f}-%{customdata[1]:.4f}) · %{text}"
+                                         "<extra></extra>"))
+    fig.update_xaxes(title_text="T. stddev of the teacher's mean prediction, 95% interval (lower = better, per "
+                     "paper 2)", rangemode="tozero")
     fig.update_yaxes(title_text="augmentation", autorange="reversed")
-    return layout(fig, "Standard augmentations ranked by T. stddev", "tstddev", height=max(HEIGHT, 40 * len(names)))
+    return layout(fig, "Standard augmentations by T. stddev (red: the teacher cannot read them)", "tstddev",
+                  height=max(HEIGHT, 40 * len(names)))
 
 
 def softmax(logits: list[float], temperature: float = 1.0) -> list[float]:

@@ -16,7 +16,8 @@ st.caption("Pick a data set and an augmentation: the top row shows test images a
 
 c1, c2, c3 = st.columns([2, 3, 1])
 label = c1.selectbox("Dataset", list(explore.DATASETS), key="x_dataset")
-augmentation = c2.selectbox("Augmentation", explore.choices(label), key="x_augmentation",
+options = explore.choices(label)
+augmentation = c2.selectbox("Augmentation", options, index=options.index(explore.FIRST), key="x_augmentation",
                             help="standard augmentations, CutMixPick (paper 2), or a learned HARD augmentor")
 seed = int(c3.number_input("Seed", min_value=0, max_value=1_000_000, value=0, step=1, key="x_seed"))
 
@@ -47,6 +48,12 @@ if augmentation != explore.HARD or run_dir is not None:
             st.caption("Grey: the test signal · orange: after the augmentation.")
         else:
             st.image(images.gallery(shown.snapshot, n=8), caption=shown.note)
+        n = len(shown.soft["clean"])
+        st.table({"view": ["clean", "augmented"],
+                  **{f"{i + 1}": [shown.soft["clean"][i], shown.soft["augmented"][i]] for i in range(n)}})
+        st.caption(f"The teacher's soft label of each view above (its top {explore.TOP} classes at the KD "
+                   f"temperature T = {shown.temperature:g}): what the student learns to match under KD. A new view "
+                   "gets a new target; a view the teacher misreads teaches the wrong one.")
         config = run_config(run_dir).model_dump() if run_dir is not None else None
         params = augmentor.params_figure(shown.snapshot, config)
         if params is not None:
@@ -55,26 +62,28 @@ if augmentation != explore.HARD or run_dir is not None:
                        + stories.augmentor_verdict(explore.run_hardness(run_dir)))
 
 st.subheader("Which standard augmentation suits this teacher?")
-st.markdown(explore.TSTDDEV_TEXT.format(batches=20))
+st.markdown(explore.TSTDDEV_TEXT.format(collapse=explore.COLLAPSE))
 name, canvas = explore.DATASETS[label]
 teacher_name = teachers.describe({"dataset": name, "canvas": canvas, "world": world, "teacher": teacher_spec})
 ranked_key = f"x_ranked:{label}:{world}:{teacher_spec}"
 
 
-@st.cache_data(show_spinner="Scoring every augmentation with the teacher (about a minute, once per teacher; then kept)…",
-               max_entries=8)
-def ranking(label: str, teacher_spec: str, world: str) -> list[tuple[str, float]]:
-    return explore.rank(label, teacher_spec, world=world)
+@st.cache_data(show_spinner="Scoring every augmentation with the teacher (minutes on 2 cores, once per teacher; "
+               "then kept)…", max_entries=8)
+def ranking(label: str, teacher_spec: str, world: str):
+    return explore.rank(label, teacher_spec, world)
 
 
 if st.button(f"Rank the standard augmentations for {teacher_name}", key="x_rank") or st.session_state.get(ranked_key):
     st.session_state[ranked_key] = True
     try:
-        ranked = ranking(label, teacher_spec, world)
+        scores, how = ranking(label, teacher_spec, world)
     except UserError as e:
         st.error(str(e))
     else:
-        st.plotly_chart(figures.tstddev_figure(ranked), key="x_tstddev")
-        st.caption(f"Best by T. stddev: **{ranked[0][0]}** ({ranked[0][1]:.4f}); worst: {ranked[-1][0]} "
-                   f"({ranked[-1][1]:.4f}). 20 batches of 128 training images, seed 0; image-only "
-                   "augmentations are left out for 1D data.")
+        st.plotly_chart(figures.tstddev_figure(scores), key="x_tstddev")
+        st.markdown(explore.verdict(scores))
+        st.caption(f"{how['chunks']} chunks of {how['chunk_batches']} batches of {how['batch_size']} training images "
+                   f"(paper 2's protocol), seed {how['seed']}; image-only augmentations are left out for 1D data. "
+                   "`python -m hard_core tstddev` prints the same table.")
+        st.info(explore.VALIDATION, icon=":material/science:")

@@ -42,11 +42,13 @@ st.markdown(
     "augmentation (mixup, CutMix), while cross-entropy training stops improving "
     "(Wang et al., *Knowledge distillation thrives on data augmentation*).\n\n"
     "**T. stddev** scores an augmentation using the teacher alone: average the teacher's softmax over a "
-    "batch of augmented images, repeat for many batches, and take the standard deviation of those mean "
+    "chunk of augmented images, repeat for many chunks, and take the standard deviation of those mean "
     "vectors (per class, then averaged). Paper 2 finds that a lower T. stddev predicts a lower student test "
-    "loss, with no student trained; on this toy the link is weak (Spearman 0.33 over 9 augmentations, "
-    "docs/results.md). **CutMixPick** makes several CutMix candidates and keeps the ones the teacher and "
-    "student disagree on most.")
+    "loss, with no student trained. It has a blind spot: an augmentation the teacher cannot read (inverted "
+    "digits for a teacher that never saw one) leaves its mean prediction flat and scores low, so the explorer "
+    "shows the teacher's accuracy beside each score and flags those. **CutMixPick** makes several CutMix "
+    "candidates and keeps the ones the teacher and student disagree on most.")
+st.info(explore.VALIDATION, icon=":material/science:")
 st.page_link("views/explorer.py", label="Rank the standard augmentations by T. stddev in the explorer",
              icon=":material/auto_fix_high:")
 try_it("cutmixpick", "Distil with CutMixPick")

@@ -94,7 +94,7 @@ def run(args) -> int:
     print(f"{'rank':>5}  {'augmentation':14s} {'T. stddev':>9}  {'95% interval':>15}  {'teacher acc':>11}")
     for s in ranking:
         rank = "-" if s.rank is None else f"{s.rank}{'=' if tied(ranking, s) else ''}"
-        flag = f"  COLLAPSED: the teacher cannot read these ({100 * s.clean_accuracy:.1f}% clean)" if s.collapsed else ""
+        flag = f"  COLLAPSED: the teacher cannot read these ({100 * s.clean_accuracy:.1f}% clean)" * s.collapsed
         print(f"{rank:>5}  {s.name:14s} {s.t_stddev:9.5f}  {s.interval:>15}  {100 * s.accuracy:10.1f}%{flag}")
     print("= : tied (95% intervals overlap); teacher acc: on the views the augmentation changed")
     if args.json:
