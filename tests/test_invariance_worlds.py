@@ -112,6 +112,12 @@ def test_a_polarity_runs_headline_is_the_polarity_curve_not_the_shift_grid(polar
     assert [a.text for a in alone.layout.annotations] == ["no curve yet: KD student (twin)"]
     scarce = headline.maps_figure(snap, None, "shift", "KD student", "scarce")
     assert "in-domain test accuracy" in scarce.layout.title.text and scarce.data[0].type == "heatmap"
+    older = {k: v for k, v in snap.items() if ".polarity." not in k}  # probed before the world had its curve
+    assert "shift grid" in headline.maps_figure(older, None, grid, "KD student", "polarity").layout.title.text
+    line = {"invariance.shift.axis.shift": torch.arange(-8, 9.0)}  # a 1D run: its shift is a curve too
+    line |= {f"invariance.shift.{m}.acc": torch.rand(17) for m in ("teacher", "student")}
+    fig = headline.maps_figure(line, line, "shift", "HARD student")
+    assert [t.type for t in fig.data] == ["scatter"] * 3 and "samples" in fig.layout.xaxis.title.text
 
 
 def test_the_inspector_offers_the_worlds_curve_first(polarity_runs, monkeypatch):

@@ -99,8 +99,8 @@ def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str,
         maps["kd"] = twin[f"invariance.{grid}.student.acc"]
     if run is not None and f"invariance.{grid}.student.acc" in run:
         maps["run"] = run[f"invariance.{grid}.student.acc"]
-    if not maps:
-        return None
+    if not maps:  # a run probed before its world had a curve of its own still has the shift grid
+        return maps_figure(run, twin, "shift", label, world) if grid != "shift" else None
     ref = run if run is not None and axis_names(run, grid) else twin
     names = {"teacher": "teacher", "kd": "KD student (twin)", "run": label}
     title = maps_title(grid, world)
