@@ -106,8 +106,8 @@ def test_start_trains_the_kd_twin_and_the_headline_compares_them(lab_runs):
     twin_lab = json.loads((lab_runs / twin / "lab.json").read_text())
     assert twin_lab["background"] and twin_lab["config"]["hard"] == "none" and twin_lab["config"]["steps"] == 60
     # the verdict: the HARD student, the KD twin and the teacher on the world's suite, as numbers
-    wait_for(at, lambda a: re.search(r"HARD student: shift \d+% \(KD twin \d+%, teacher \d+%\)", headline_text(a)),
-             timeout=180)
+    wait_for(at, lambda a: re.search(r"At step \d+( \(final\))?: HARD student shift \d+% \(KD twin \d+%, teacher \d+%\)",
+                                     headline_text(a)), timeout=180)
     assert [m.label for m in at.metric][:3] == ["teacher · shift", "KD twin · shift", "HARD student · shift"]
     assert all(m.value.endswith("%") for m in at.metric[:3])
     wait_for(at, lambda a: any({"KD student (twin)", "HARD student"} <= {t.get("name") for t in c["data"]}

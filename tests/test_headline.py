@@ -20,9 +20,14 @@ def evals(step, student, teacher=None):
 def test_the_verdict_names_both_students_and_the_teacher_on_the_worlds_suite():
     run = evals(50, 0.30, teacher=0.981) + evals(100, 0.874)
     twin = evals(50, 0.18) + evals(100, 0.212)
-    assert headline.verdict(CFG, run, twin) == "HARD student: shift 87% (KD twin 21%, teacher 98%)"
-    assert headline.verdict(CFG, run, []) == "HARD student: shift 87% (KD twin not measured yet, teacher 98%)"
-    assert headline.verdict(CFG, run, None) == "HARD student: shift 87% (teacher 98%)"  # the twin switched off
+    assert headline.verdict(CFG, run, twin) == "At step 100: HARD student shift 87% (KD twin 21%, teacher 98%)"
+    assert headline.verdict(CFG, run, []) == "At step 100: HARD student shift 87% (KD twin not evaluated yet, teacher 98%)"
+    assert headline.verdict(CFG, run, None) == "At step 100: HARD student shift 87% (teacher 98%)"  # no twin
+    # a twin that lags: both read at its step; one that is ahead: read at the run's
+    assert headline.verdict(CFG, run, evals(50, 0.18)).startswith("At step 50: HARD student shift 30% (KD twin 18%")
+    assert headline.compared(run[:2], twin, "shift") == (50, 0.30, 0.18, None)
+    assert headline.compared(evals(600, 0.9), twin, "shift").twin is None  # no common step: no comparison
+    assert headline.verdict({**CFG, "steps": 100}, run, twin).startswith("At step 100 (final):")
     assert headline.ood(None, "shift") is None
     assert "waiting for the first evaluation" in headline.verdict(CFG, [], twin)
     rotation = {**CFG, "world": "rotation"}

@@ -91,7 +91,8 @@ def loss_figure(events: list[dict]) -> go.Figure | None:
         fig.update_yaxes(title_text="KL: augmentor's disagreement,<br>teacher's consistency", secondary_y=True,
                          showgrid=False, tickmode="auto",
                          **loss_axis(values))
-    fig = layout(fig, "Loss" + (" and HARD's game" if extras else ""), "loss", showlegend=bool(extras))
+    fig = layout(fig, "Loss" + (" and HARD's game" if extras else "") + f" to step {x[-1]}", "loss",
+                 showlegend=bool(extras))
     return fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom",
                                          font=dict(size=11)), margin=dict(t=80)) if extras else fig
 
@@ -150,7 +151,8 @@ def accuracy_figure(events: list[dict], focus: str = "shift", show: list[str] | 
     over = final is not None and final.get("state") in ("finished", "stopped")
     last = evals[-1]["acc"]
     numbers = ", ".join(f"{s} {last[s]:.0%}" for s in suites if s in shown and last.get(s) is not None)
-    title = (f"Final accuracy at step {end}: {numbers}" if over else "Accuracy: student (lines) vs teacher (dashed)")
+    title = (f"Final accuracy at step {end}: {numbers}" if over
+             else f"Accuracy at step {end}: student (lines) vs teacher (dashed)")
     fig.update_layout(legend_title_text="suite (click)")
     return layout(fig, title, "accuracy")
 

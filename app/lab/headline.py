@@ -3,13 +3,15 @@
     teacher | KD student (the twin) | HARD student      invariance maps on one 0..1 accuracy scale,
     OOD accuracy as a big number under each             the world's suite (shift, rotation, ...)
     both students' OOD curves on one small chart        the teacher's level dashed
-    "HARD student: shift 87% (KD twin 21%, teacher 98%)"   the verdict, updated at every evaluation
+    "At step 300: HARD student shift 87% (KD twin 21%, teacher 98%)"   the verdict: both students at one step
 
 Everything but `panel` is Streamlit-free (and tested without it); `panel` draws the view from two
 `RunView`s (the run and its twin, which may be None or not started yet); the Live page draws the
 verdict (`verdict_line`) above it, refreshed more often than its figures.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -23,6 +25,7 @@ from .live import RunView
 from .teachers import describe
 
 COLOURS = {"teacher": "#555555", "kd": PALETTE[0], "run": PALETTE[1]}
+HELD = " · held: newer steps are drawn every few seconds, to leave the CPU to training"
 
 
 def world_suite(cfg: dict) -> str:
@@ -54,20 +57,54 @@ def ood(events: list[dict] | None, suite: str, model: str = "student") -> float 
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def evaluated(events: list[dict] | None, suite: str) -> dict[int, float]:
+    """{step: the student's accuracy on `suite`} over a run's evaluations."""
+    return {e["step"]: float(e["acc"][suite]) for e in events or [] if e.get("kind") == "eval"
+            and e.get("model") == "student" and isinstance(e.get("step"), int)
+            and isinstance((e.get("acc") or {}).get(suite), (int, float))}
+
+
+class Compared(NamedTuple):
+    step: int | None  # the step both numbers are from (None before the run's first evaluation)
+    run: float | None  # the run's student at `step`
+    twin: float | None  # the KD twin at `step` (None: no twin, or not evaluated at any step the run was)
+    ahead: int | None  # the run's latest evaluated step when it is past `step` (its twin lags), else None
+
+
+def compared(run_events: list[dict], twin_events: list[dict] | None, suite: str) -> Compared:
+    """The two students on `suite` at one step: the latest step at which both were evaluated. Before the twin's
+    first evaluation (or without a twin), the run's latest. A twin that is ahead is read at the run's step."""
+    mine, kd = evaluated(run_events, suite), evaluated(twin_events, suite)
+    if not mine:
+        return Compared(None, None, None, None)
+    both = sorted(set(mine) & set(kd))
+    latest_step = max(mine)
+    if not both:
+        return Compared(latest_step, mine[latest_step], None, None)
+    step = both[-1]
+    return Compared(step, mine[step], kd[step], latest_step if latest_step > step else None)
+
+
 def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
 
 
+def step_text(step: int, cfg: dict) -> str:
+    """'step 300', or 'step 600 (final)' at the run's last step."""
+    return f"step {step}" + (" (final)" if step == cfg.get("steps") else "")
+
+
 def verdict(cfg: dict, run_events: list[dict], twin_events: list[dict] | None) -> str:
-    """One line: 'HARD student: shift 87% (KD twin 21%, teacher 98%)'; parts not measured yet say so."""
-    suite = world_suite(cfg)
-    mine, teacher = ood(run_events, suite), ood(run_events, suite, "teacher")
-    if mine is None:
-        return f"{run_label(cfg)}: waiting for the first evaluation on {suite}…"
-    kd = ood(twin_events, suite) if twin_events is not None else None
-    others = ([] if twin_events is None else [f"KD twin {percent(kd) if kd is not None else 'not measured yet'}"]) \
+    """One line at one named step: 'At step 300: HARD student shift 87% (KD twin 21%, teacher 98%)'. Both
+    students are read at the same step, always; parts not measured yet say so. twin_events None: no twin."""
+    suite, label = world_suite(cfg), run_label(cfg)
+    at, teacher = compared(run_events, twin_events, suite), ood(run_events, suite, "teacher")
+    if at.step is None:
+        return f"{label}: waiting for the first evaluation on {suite}…"
+    others = ([] if twin_events is None else [f"KD twin {percent(at.twin) if at.twin is not None else 'not evaluated yet'}"]) \
         + ([f"teacher {percent(teacher)}"] if teacher is not None else [])
-    return f"{run_label(cfg)}: {suite} {percent(mine)}" + (f" ({', '.join(others)})" if others else "")
+    line = f"At {step_text(at.step, cfg)}: {label} {suite} {percent(at.run)}" + (f" ({', '.join(others)})" if others else "")
+    return line + (f"; the run is at step {at.ahead}, its twin catching up" if at.ahead else "")
 
 
 def _axis(snap: dict, grid: str, name: str) -> list[float] | None:
@@ -171,6 +208,23 @@ def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | N
     return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
 
 
+def plain_kd(cfg: dict) -> bool:
+    """Whether a run is itself plain KD (no augmentation): it has no twin; it is one."""
+    return cfg.get("hard") in (None, "none") and (cfg.get("augment") or "none") == "none"
+
+
+def probes_at_one_step(view: RunView, twin: RunView | None) -> tuple[dict | None, dict | None]:
+    """The run's and the twin's probe snapshots at the latest probe step both have (the run's latest while the
+    twin has none)."""
+    run = view.latest_probe()
+    if run is None or twin is None:
+        return run, None
+    mine = twin.probe_snapshot(run["_step"])
+    if mine is None:
+        return run, None
+    return (view.probe_snapshot(mine["_step"]) if mine["_step"] < run["_step"] else run), mine
+
+
 def told(cfg: dict) -> bool:
     """Whether a run has a story to tell: a distillation run, with a teacher."""
     return cfg.get("kind") != "pretrain" and bool(cfg.get("teacher"))
@@ -194,7 +248,7 @@ def panel(view: RunView, twin: RunView | None, every: float = 0.0) -> None:
     suite, grid, label = world_suite(cfg), grid_for(cfg), run_label(cfg)
     twin_events = twin.events if twin is not None else None
     with st.container(border=True, key="headline"):
-        run_probe, twin_probe = view.latest_probe(), twin.latest_probe() if twin is not None else None
+        run_probe, twin_probe = probes_at_one_step(view, twin)
         left, right = st.columns([3, 1.3])
         probed = tuple(p["_step"] if p is not None else None for p in (run_probe, twin_probe))
         fig = view.drawn(("headline-maps", twin is not None), probed,
@@ -203,15 +257,23 @@ def panel(view: RunView, twin: RunView | None, every: float = 0.0) -> None:
             left.caption("The invariance maps come at the first probe step.")
         else:
             left.plotly_chart(fig, key="headline_maps")
-        m1, m2, m3 = left.columns(3)
-        teacher, kd, mine = ood(view.events, suite, "teacher"), ood(twin_events, suite), ood(view.events, suite)
-        m1.metric(f"teacher · {suite}", percent(teacher), help=describe(cfg) or None)
-        if twin is None:
-            m2.metric(f"KD twin · {suite}", "off", help="Start with the KD twin switched on to compare")
-        else:
-            m2.metric(f"KD twin · {suite}", percent(kd), help=f"run {twin.run_id}: plain KD, same world, seed, steps")
-        m3.metric(f"{label} · {suite}", percent(mine),
-                  delta=f"{100 * (mine - kd):+.0f} pts vs KD" if mine is not None and kd is not None else None)
+            left.caption(f"Maps at {step_text(probed[0], cfg)}"
+                         + ("" if probed[1] in (None, probed[0]) else f" (the twin's at step {probed[1]})")
+                         + (HELD if view.held(("headline-maps", twin is not None)) else ""))
+        at, teacher = compared(view.events, twin_events, suite), ood(view.events, suite, "teacher")
+        cols = left.columns(3 if twin is not None or not plain_kd(cfg) else 2)
+        cols[0].metric(f"teacher · {suite}", percent(teacher), help=describe(cfg) or None)
+        if twin is not None:
+            cols[1].metric(f"KD twin · {suite}", percent(at.twin),
+                           help=f"run {twin.run_id}: plain KD, same world, seed, steps; read at the run's step")
+        elif not plain_kd(cfg):
+            cols[1].metric(f"KD twin · {suite}", "off", help="Start with the KD twin switched on to compare")
+        cols[-1].metric(f"{label} · {suite}", percent(at.run),
+                        delta=f"{100 * (at.run - at.twin):+.0f} pts vs KD" if at.run is not None and at.twin is not None
+                        else None)
+        if at.step is not None:
+            left.caption(f"Students at {step_text(at.step, cfg)}"
+                         + ("; the KD twin has no evaluation there yet" if twin is not None and at.twin is None else ""))
         evals = (view.count("eval"), twin.count("eval") if twin is not None else None)
         curves = view.drawn("headline-curves", evals, lambda: curves_figure(cfg, view.events, twin_events), every)
         if curves is None:

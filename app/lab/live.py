@@ -30,6 +30,7 @@ class RunView:
         self._snaps: OrderedDict[int, dict] = OrderedDict()
         self._drawn: OrderedDict[tuple, object] = OrderedDict()
         self._shown: dict = {}  # name -> (monotonic time, version) of its latest drawing
+        self._held: dict = {}  # name -> whether the drawing last returned is older than what was asked for
         self._config: dict = {}
 
     @property
@@ -75,7 +76,7 @@ class RunView:
         drawing a plotly figure costs ~50 ms of the CPU that trains the run. every > 0: a drawing younger
         than `every` seconds is kept even if the version moved on, since the browser pays for each changed
         plotly chart too (~0.15-0.3 s of CPU on 2 cores)."""
-        shown = self._shown.get(name)
+        shown, wanted = self._shown.get(name), version
         if every > 0 and shown is not None and time.monotonic() - shown[0] < every:
             version = shown[1]
         if (name, version) not in self._drawn:
@@ -84,7 +85,12 @@ class RunView:
                 self._shown[name] = (time.monotonic(), version)
             while len(self._drawn) > CACHE:
                 self._drawn.popitem(last=False)
+        self._held[name] = version != wanted
         return self._drawn[(name, version)]
+
+    def held(self, name) -> bool:
+        """Whether `drawn(name, ...)` last returned an older drawing than the version it was asked for."""
+        return self._held.get(name, False)
 
     def picture(self, name: str, step: int, draw: Callable[[], Image.Image]) -> bytes:
         """PNG bytes of a composed image of this run (e.g. "gallery" at `step`), drawn and encoded once."""
@@ -120,9 +126,27 @@ def world_text(path: Path) -> str:
     return f"world size {size} ({world.get('backend')})" if isinstance(size, int) and size > 1 else ""
 
 
+def run_text(cfg: dict) -> str:
+    """A run's config in words: 'polarity world · HARD-colour · mlp student · 600 steps · seed 0'."""
+    if not cfg:
+        return "its config is not written yet"
+    if cfg.get("kind") == "pretrain":
+        method = "pretraining a teacher"
+    elif cfg.get("hard") not in (None, "none"):
+        method = f"HARD-{cfg['hard']}" + (f" ({cfg.get('affine')})" if cfg["hard"] == "affine" else "")
+    else:
+        method = "CE" if cfg.get("loss") == "ce" else "plain KD"
+    if (cfg.get("augment") or "none") != "none":
+        method += f" + {cfg['augment']}"
+    return " · ".join([f"{cfg.get('world', 'shift')} world", method, f"{cfg.get('student')} student",
+                       f"{cfg.get('steps')} steps", f"seed {cfg.get('seed')}"])
+
+
 def eta_text(status: dict) -> str:
-    """'12.3 steps/s · ETA 0:41' from a status dict (empty parts left out)."""
+    """'12.3 steps/s · ETA 0:41' from a status dict (empty parts left out); no ETA once the run has ended."""
     rate, step, total = status.get("steps_per_s"), status.get("step", 0), status.get("total_steps", 0)
+    if status.get("state") in ("finished", "stopped", "failed", "died", "crashed"):
+        return f"{rate:.1f} steps/s" if rate else "ended"
     if not rate:  # no ETA until the first steps have been timed
         return "starting…" if status.get("state") in (None, "queued", "starting") else "timing the first steps…"
     left = max(total - step, 0) / rate

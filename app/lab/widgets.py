@@ -11,7 +11,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from hard_core.augment import AUGMENTATIONS
-from hard_core.config import FAMILY_LAMBDA, RunConfig
+from hard_core.config import FAMILY_LAMBDA, UNLEARNED, RunConfig
 from hard_core.worlds import WORLDS
 
 from . import figures, runs, teachers
@@ -79,7 +79,9 @@ def current_run(owner: str) -> str | None:
     """The run the Live page shows: the address's `?run=`, else the one this session showed last (a
     visit to another page drops the address's query), else this browser's newest run still going.
     It is put (back) into the address, so a refresh or a copied link finds it."""
-    run_id = st.query_params.get("run") or st.session_state.get("live_run") or runs.latest_live(owner)
+    run_id = st.query_params.get("run") or st.session_state.get("live_run")
+    if run_id is None:  # not "" (the page was told to show no run): a new tab finds the browser's live run
+        run_id = runs.latest_live(owner)
     if run_id:
         st.session_state["live_run"] = run_id
         if st.query_params.get("run") != run_id:
@@ -88,7 +90,8 @@ def current_run(owner: str) -> str | None:
 
 
 def apply_preset() -> str | None:
-    """Fill the form from `?preset=` (a Learn-page link) once, then drop it from the URL."""
+    """Fill the form from `?preset=` (a Learn-page link) once, then drop it from the URL. A preset is a new
+    run: the page leaves the run it showed and shows the form's story."""
     name = st.query_params.get("preset")
     if name is None:
         return None
@@ -96,7 +99,109 @@ def apply_preset() -> str | None:
     if name not in PRESETS:
         return None
     st.session_state.update({"f_dataset": next(iter(DATASETS)), **PRESETS[name]})
+    leave_run()
     return name
+
+
+# RunConfig field -> the run form's widget key, for the fields the form sets one to one
+FORM = {"world": "f_world", "student": "f_student", "augment": "f_augment", "hard": "f_hard", "steps": "f_steps",
+        "hard_lambda": "f_lambda", "temperature": "f_T", "lr": "f_lr", "batch_size": "f_batch", "seed": "f_seed",
+        "device": "f_device"}
+URL_FIELDS = ("dataset", "canvas", "teacher", "affine", *FORM)  # a new run's settings in the address
+
+
+def form_values(cfg: dict) -> dict:
+    """The run form's widget values that show config `cfg` (a run's config.json "config" or a RunConfig dump).
+    Settings the form has no widget or choice for are left as they are: `run_form`'s result then differs
+    from `cfg`, and the page says where (`differences`)."""
+    values = {}
+    label = next((name for name, dc in DATASETS.items() if dc == (cfg.get("dataset"), cfg.get("canvas"))), None)
+    if label:
+        values["f_dataset"] = label
+    choices = {"world": WORLDS, "student": STUDENTS, "augment": AUGMENTATIONS, "hard": HARD,
+               "device": ["auto", "cpu", "cuda", "mps"]}
+    for name, key in FORM.items():
+        value = cfg.get(name)
+        if name in choices and value not in choices[name]:
+            continue
+        if name in ("steps", "batch_size", "seed") and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = value
+        elif name in ("temperature", "lr") and isinstance(value, (int, float)):
+            values[key] = float(value)
+        elif name in choices:
+            values[key] = value
+    lam = cfg.get("hard_lambda")
+    if isinstance(lam, (int, float)) and lam != FAMILY_LAMBDA.get(cfg.get("hard")):
+        values["f_lambda"] = float(lam)
+    elif cfg.get("hard") in FAMILY_LAMBDA or lam is None:
+        values["f_lambda"] = None  # the family's own
+    dofs = [part.split(":")[0] for part in str(cfg.get("affine") or "translate").split(",")]
+    values["f_dofs"] = DOFS if dofs == ["all"] else [d for d in dofs if d in DOFS]
+    teacher = cfg.get("teacher")
+    if isinstance(teacher, str) and teacher and cfg.get("world") in WORLDS:
+        offered = teachers.choices(cfg.get("dataset"), cfg.get("canvas"), cfg["world"])
+        values["f_teacher"] = teacher if teacher in offered else teachers.OWN
+        if teacher not in offered:
+            values["f_teacher_path"] = teacher
+    return values
+
+
+def differences(form: RunConfig, cfg: dict) -> list[str]:
+    """The settings in which the form's run would differ from config `cfg`, as 'name value' (the form's), for
+    the fields that change what a run learns."""
+    mine = form.model_dump(mode="json")
+    return [f"{k} {mine[k]}" for k in mine if k not in UNLEARNED and k in cfg and mine[k] != cfg[k]]
+
+
+def fill_form(run_id: str | None, cfg: dict) -> None:
+    """Show run `run_id`'s config in the form, once per run opened (call before the form draws); a run
+    the user changed the form for keeps the user's changes until another run is opened."""
+    if run_id and st.session_state.get("form_of") != run_id and cfg:
+        st.session_state.update(form_values(cfg))
+        st.session_state["form_of"] = run_id
+
+
+def leave_run() -> None:
+    """Show no run: the page shows the form's new run (a preset, a link with settings, "New run")."""
+    st.session_state["live_run"] = ""
+    st.session_state["form_of"] = None
+    if "run" in st.query_params:
+        del st.query_params["run"]
+
+
+def apply_url() -> bool:
+    """Fill the form from a new run's settings in the address (`?world=polarity&hard=colour&steps=300`), once per
+    address; bad values are one warning line. Returns whether the address held settings."""
+    given = {k: st.query_params.get(k) for k in URL_FIELDS if k in st.query_params}
+    if not given or "run" in st.query_params:
+        return False
+    if st.session_state.get("url_applied") != given:
+        st.session_state["url_applied"] = given
+        try:
+            cfg = RunConfig(**{**LAB_DEFAULTS, **{k: None if v == "" else v for k, v in given.items()}})
+        except ValidationError as e:
+            problem = e.errors()[0]
+            st.warning(f"The address's run settings are not valid ({problem['loc'][0] if problem['loc'] else ''}: "
+                       f"{problem['msg']}); the form keeps its own.", icon=":material/warning:")
+            return True
+        st.session_state.update(form_values(cfg.model_dump(mode="json")))
+        leave_run()
+    return True
+
+
+def settings_to_url(cfg: RunConfig) -> None:
+    """Put a new run's settings (those that differ from the lab's defaults) into the address, so that a copied
+    link opens the same form: the lab's whole state in the URL, as TF Playground keeps it (never a key)."""
+    base = RunConfig(**LAB_DEFAULTS).model_dump(mode="json")
+    mine = cfg.model_dump(mode="json")
+    want = {k: "" if mine[k] is None else str(mine[k]) for k in URL_FIELDS if mine.get(k) != base.get(k)}
+    for k in URL_FIELDS:
+        if k in st.query_params and k not in want:
+            del st.query_params[k]
+    for k, v in want.items():
+        if st.query_params.get(k) != v:
+            st.query_params[k] = v
+    st.session_state["url_applied"] = {k: v for k, v in want.items()}
 
 
 def run_form() -> RunConfig | None:

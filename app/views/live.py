@@ -12,59 +12,89 @@ import streamlit as st
 from hard_core.errors import UserError
 from hard_core.runs import RunReader, read_control
 from lab import augmentor, figures, headline, images, runs, stories, teachers
-from lab.live import RunView, eta_text, saved_config, world_text
+from lab.live import RunView, eta_text, run_text, saved_config, world_text
 from lab.scheduler import LIVE, server_priority
-from lab.widgets import LAB_LIMITS, apply_preset, chart, current_run, invariance_view, owner_key, run_form
+from lab.widgets import (LAB_LIMITS, URL_FIELDS, apply_preset, apply_url, chart, current_run, differences, fill_form,
+                         invariance_view, leave_run, owner_key, run_form, settings_to_url)
 
 key = owner_key()
 st.title("Live training")
 
 preset = apply_preset()
+apply_url()
+run_id = current_run(key)
+try:
+    run_dir = runs.run_path(run_id) if run_id else None
+except UserError as e:
+    st.error(str(e))
+    st.stop()
+shown = saved_config(run_dir) if run_dir is not None and run_dir.is_dir() else {}
+fill_form(run_id, shown)  # opening a run (a link, the Matrix, "Open a run") shows its settings in the form
+
+
+def open_run() -> None:
+    """"Open a run" chose one: show it (the form then shows its settings)."""
+    opened = st.session_state.get("open_run")
+    if opened:
+        st.session_state["live_run"] = st.query_params["run"] = opened
+        for k in URL_FIELDS:
+            if k in st.query_params:
+                del st.query_params[k]
+    st.session_state["open_run"] = None
+
+
 with st.sidebar:
-    st.header("Run")
+    st.header("New run")
+    note, start = st.empty(), st.container()  # Start at the top: on the first screen, above the long form
     if preset:
         st.success(f"Preset **{preset}** loaded: press Start.")
     cfg = run_form()
     twin = st.toggle("Also train its plain-KD twin", value=True, key="f_twin",
                      help="the same world, seed and steps without augmentation, for the headline's comparison; "
-                          "a finished identical twin is reused, a new one trains in the background")
-    if st.button("Start", type="primary", disabled=cfg is None, use_container_width=True):
-        st.query_params["run"] = st.session_state["live_run"] = runs.submit(cfg, key, twin=twin)
-        for name in ("view", "twin_view", "open_run"):
-            st.session_state.pop(name, None)
+                          "a finished identical twin is reused, a new one trains beside it")
+    if start.button("Start", type="primary", disabled=cfg is None, use_container_width=True):
+        new = runs.submit(cfg, key, twin=twin)
+        st.session_state["live_run"] = st.session_state["form_of"] = new
+        for k in URL_FIELDS:
+            if k in st.query_params:
+                del st.query_params[k]
+        st.query_params["run"] = new
         st.rerun()
+    if cfg is not None and shown:
+        differ = differences(cfg, shown)
+        note.caption("These are the settings of the run on screen; Start trains a new run with them." if not differ
+                     else "Start trains a new run. It differs from the run on screen in: " + ", ".join(differ[:5])
+                     + (" …" if len(differ) > 5 else ""))
+    elif cfg is not None:
+        note.caption("Start trains a new run with these settings (the address keeps them for a link).")
+        settings_to_url(cfg)
+    if run_id:
+        st.button("Show no run (compose a new one)", on_click=leave_run, use_container_width=True)
 
     known = {r["id"]: r for r in runs.list_all()}
     if known:
         st.divider()
-        opened = st.selectbox("Open a run", list(known), index=None, key="open_run",
-                              placeholder=f"{len(known)} runs in {runs.root().name}/",
-                              format_func=lambda i: f"{i} · {known[i]['hard'] if known[i]['hard'] != 'none' else 'KD'}"
-                                                    f" · {known[i]['state']}",
-                              help="yours, other sessions' (read-only) and runs started from the CLI")
-        if opened and opened != st.query_params.get("run"):
-            st.query_params["run"] = st.session_state["live_run"] = opened
-            st.session_state.pop("view", None)
+        st.selectbox("Open a run", list(known), index=None, key="open_run", on_change=open_run,
+                     placeholder=f"{len(known)} runs in {runs.root().name}/",
+                     format_func=lambda i: f"{i} · {known[i]['hard'] if known[i]['hard'] != 'none' else 'KD'}"
+                                           f" · {known[i]['state']}",
+                     help="yours, other sessions' (read-only) and runs started from the CLI")
 
-run_id = current_run(key)
 if not run_id:
-    st.info("Press **Start** in the sidebar. " + stories.intro(st.session_state.get("f_hard"), st.session_state.get(
-        "f_world"), st.session_state.get("f_augment")))
+    st.info("Press **Start** at the top of the sidebar. " + stories.intro(
+        st.session_state.get("f_hard"), st.session_state.get("f_world"), st.session_state.get("f_augment")))
     st.page_link("views/learn.py", label="New to distillation? Start with the Learn page", icon=":material/school:")
-    st.stop()
-try:
-    run_dir = runs.run_path(run_id)
-except UserError as e:
-    st.error(str(e))
     st.stop()
 if not run_dir.is_dir():
     st.error(f"No run '{run_id}' in {runs.root()}.")
     st.stop()
+st.caption(f"Run `{run_id}` · {run_text(shown)}")
 
 mine = runs.can_control(run_id, key)
-if mine:
+state = runs.state(run_id)
+steering = mine and state in (*LIVE, "paused")
+if steering:  # a run that has ended has nothing to steer: no controls
     b1, b2, b3 = st.columns(3)
-    state = runs.state(run_id)
     if state == "paused":
         b1.button("Resume", on_click=runs.resume, args=(run_id,), use_container_width=True)
     else:
@@ -84,11 +114,11 @@ if mine:
                     st.toast("Sent: the run applies it at its next step")
                 except UserError as e:
                     st.error(str(e))
-else:
+elif not mine:
     world = world_text(run_dir)
     st.caption(f"Watching run `{run_id}` read-only: it belongs to another session or was started from the CLI"
                + (f" · {world}" if world else "") + ".")
-teacher_text = teachers.describe(saved_config(run_dir))
+teacher_text = teachers.describe(shown)
 if teacher_text:
     st.caption(f"Teacher: {teacher_text}")
 
@@ -116,16 +146,24 @@ def pictures(view: RunView, twin: RunView | None) -> None:
     headline.panel(view, twin, STORY if active else 0.0)
     c1, c2 = st.columns(2)
     steps, evals = view.count("step"), view.count("eval")
-    every = DETAILS if active else 0.0
+    every = DETAILS if runs.state(view.run_id) in LIVE else 0.0  # an ended run's charts show its last step
+
+    def held(where, name: str) -> None:
+        if view.held(name):
+            where.caption("Held" + headline.HELD + ".")
+
     chart(c1, view.drawn("loss", steps, lambda: figures.loss_figure(view.events), every), "loss",
           f"Loss: {figures.WAITING_STEPS}")
+    held(c1, "loss")
     chart(c2, view.drawn("accuracy", (evals, view.count("status")), lambda: figures.accuracy_figure(
         view.events, figures.world_suite(view.config())), every), "accuracy", f"Accuracy: {figures.WAITING_EVAL}")
+    held(c2, "accuracy")
     hardness = view.drawn("hardness", steps, lambda: augmentor.hardness_figure(view.events), every)
     reading = augmentor.hardness_reading(view.events)
     if hardness is not None:
         st.plotly_chart(hardness, key="hardness")
         st.caption(reading["text"])
+        held(st, "hardness")
     snaps = view.snapshot_events()
     if not snaps:
         st.caption("Waiting for the first images…")
@@ -143,6 +181,7 @@ def pictures(view: RunView, twin: RunView | None) -> None:
     params = view.drawn("params", at, lambda: augmentor.params_figure(snap, view.config()), every if follow else 0)
     if params is not None:
         st.plotly_chart(params, key="params")
+        held(st, "params")
     if probe is None:
         st.caption("The first disagreement maps come at the first probe step.")
         return
@@ -195,8 +234,8 @@ drawn = st.session_state.get("drawn") == run_id  # a refresh has drawn this run'
 @st.fragment(run_every=NUMBERS if active else None)
 def live_numbers() -> None:
     numbers(*views())
-    if active and not going():
-        st.rerun()  # both runs ended: draw everything once more, without polling
+    if active and not going() or steering and runs.state(run_id) not in (*LIVE, "paused"):
+        st.rerun()  # both runs ended, or this one (its controls go): draw everything once more
 
 
 @st.fragment(run_every=(PICTURES if drawn else FIRST) if active else None)

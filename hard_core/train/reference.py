@@ -80,6 +80,8 @@ def reference_key(teacher: nn.Module, suites: dict[str, Split], probe: RunProbe 
     device = next(iter(suites.values())).x.device
     temperatures = [p.temperature for p in probe.probes.values()] if probe is not None else []
     arithmetic = [torch.__version__, device.type, str(getattr(autocast, "fast_dtype", None)), temperatures]
+    if any(p.dim() == 4 and not p.is_contiguous() for p in teacher.parameters()):
+        arithmetic.append("channels_last")  # convolutions in another layout round differently
     if getattr(autocast, "_enabled", False):  # a disabled autocast keeps the key of the shipped references
         arithmetic.append("autocast")
     h = hashlib.sha256(json.dumps(arithmetic).encode())
