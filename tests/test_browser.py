@@ -2,7 +2,8 @@
 wait for augmented images, an accuracy curve and the headline's maps of both students (the run and its
 KD twin), leave for the Learn page and come back (the run is still there), reload (the owner still
 controls it; the address holds no key), open it in a second browser session (read-only), visit every
-page, stop every process."""
+page, stop every process. And: a click on a Matrix cell opens that cell's run with its settings in the
+form, and once it and its twin have finished the headline compares them at the final step."""
 import json
 import os
 import signal
@@ -42,10 +43,17 @@ def kill(pid: int) -> None:
 
 @pytest.fixture
 def lab(tmp_path):
-    """The lab served on a free 127.0.0.1 port, with its own runs folder; everything it started is
-    stopped afterwards, the server and each training process by its PID."""
+    """The lab served on a free 127.0.0.1 port, with its own runs folder and a copy of the shipped matrix whose
+    cells train 100 steps; everything it started is stopped afterwards, the server and each training process
+    by its PID."""
     port, runs = free_port(), tmp_path / "runs"
-    env = {**os.environ, "HARD_LAB_RUNS": str(runs), "HARD_LAB_MAX_RUNS": "1"}
+    matrix = json.loads((ROOT / "docs" / "matrix" / "matrix.json").read_text())
+    for cell in matrix["cells"]:
+        for seed in cell["seeds"]:
+            seed["config"]["steps"] = 100
+    (tmp_path / "matrix.json").write_text(json.dumps(matrix))
+    env = {**os.environ, "HARD_LAB_RUNS": str(runs), "HARD_LAB_MAX_RUNS": "1",
+           "HARD_LAB_MATRIX": str(tmp_path / "matrix.json")}
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py",
                                "--server.headless", "true", "--server.port", str(port),
                                "--server.address", "127.0.0.1"], cwd=ROOT, env=env, start_new_session=True,
@@ -141,5 +149,53 @@ def test_start_shows_the_story_and_the_run_survives_navigation_in_chromium(lab, 
                 page.wait_for_timeout(1500)
                 errors = page.locator('[data-testid="stException"]')
                 assert errors.count() == 0, (name, errors.first.inner_text()[:500])
+        finally:
+            browser.close()
+
+
+CELL = """([world, method]) => {  // the page coordinates of a Matrix heatmap cell's centre
+    const p = [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')][0];
+    const box = p.querySelector('.nsewdrag').getBoundingClientRect();
+    return [box.left + p._fullLayout.xaxis.d2p(method), box.top + p._fullLayout.yaxis.d2p(world)];
+}"""
+
+
+def test_a_matrix_cell_opens_its_run_with_its_settings_and_a_fair_headline_in_chromium(lab):
+    from playwright.sync_api import sync_playwright
+
+    url, runs = lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url + "/matrix", timeout=60_000)
+            page.wait_for_function("() => document.querySelector('.js-plotly-plot .nsewdrag')", timeout=60_000)
+            x, y = page.evaluate(CELL, ["polarity", "hard-colour"])
+            page.mouse.click(x, y)
+            page.wait_for_url("**/?run=*", timeout=60_000)
+            run_id = page.url.split("run=")[1].split("&")[0]
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_text("These are the settings of the run on screen").wait_for(timeout=60_000)
+            form = sidebar.evaluate("s => [...s.querySelectorAll('[data-testid=stSelectbox]')].map(b => "
+                                    "b.innerText + ' ' + [...b.querySelectorAll('input')].map(i => "
+                                    "i.getAttribute('aria-label') + ' ' + i.value).join(' ')).join(' | ')")
+            assert "polarity: white-on-black" in form and "HARD-colour" in form, form
+            assert sidebar.get_by_role("button", name="Start").is_visible()  # on the first screen
+            main = page.get_by_test_id("stMainBlockContainer")
+            main.get_by_text("the shipped CNN of the polarity world").first.wait_for(timeout=30_000)
+            lab_json = json.loads((runs / run_id / "lab.json").read_text())
+            assert lab_json["config"]["world"] == "polarity" and lab_json["config"]["hard"] == "colour"
+            ended = lambda r: json.loads((runs / r / "status.json").read_text()).get("state") == "finished"  # noqa
+            deadline = time.time() + 240
+            while not (ended(run_id) and ended(lab_json["twin"])):
+                assert time.time() < deadline, "the run and its twin did not finish"
+                time.sleep(2)
+            verdict = page.locator(".st-key-verdict")
+            verdict.get_by_text("At step 100 (final)").wait_for(timeout=60_000)
+            assert "KD twin" in verdict.inner_text() and "polarity" in verdict.inner_text()
+            # the headline's curve is the polarity blend for the teacher, the twin and the run
+            page.wait_for_function("""() => [...document.querySelectorAll('.st-key-headline .js-plotly-plot')].some(
+                p => p.data && ['KD student (twin)', 'HARD student'].every(n => p.data.some(t => t.name === n && t.x))
+                     && JSON.stringify(p.layout.title || '').includes('inversion'))""", timeout=60_000)
         finally:
             browser.close()

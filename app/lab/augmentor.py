@@ -61,7 +61,8 @@ def hardness_figure(events: list[dict]) -> go.Figure | None:
     fig.update_xaxes(title_text="step", rangemode="tozero")
     fig.update_yaxes(title_text="KL on augmented / KL on clean", rangemode="tozero", tickformat=".2~g")
     verdict = {None: "warming up", True: "found where the student fails", False: "found nothing so far"}
-    return layout(fig, f"Hardness {reading['value']:.2f}: {verdict[reading['found']]}", "hardness", height=260,
+    return layout(fig, f"Hardness {reading['value']:.2f} at step {reading['step']}: {verdict[reading['found']]}",
+                  "hardness", height=260,
                    showlegend=False)
 
 

@@ -153,6 +153,14 @@ def differences(form: RunConfig, cfg: dict) -> list[str]:
     return [f"{k} {mine[k]}" for k in mine if k not in UNLEARNED and k in cfg and mine[k] != cfg[k]]
 
 
+def unseen(form: RunConfig) -> list[str]:
+    """The form's settings that no widget shows (kept from the run on screen) and that differ from the lab's
+    defaults, as 'name value'."""
+    mine, lab = form.model_dump(mode="json"), RunConfig(**LAB_DEFAULTS).model_dump(mode="json")
+    shown = {*FORM, "dataset", "canvas", "teacher", "affine", *UNLEARNED}
+    return [f"{k} {mine[k]}" for k in mine if k not in shown and mine[k] != lab.get(k)]
+
+
 def fill_form(run_id: str | None, cfg: dict) -> None:
     """Show run `run_id`'s config in the form, once per run opened (call before the form draws); a run
     the user changed the form for keeps the user's changes until another run is opened."""
@@ -204,9 +212,11 @@ def settings_to_url(cfg: RunConfig) -> None:
     st.session_state["url_applied"] = {k: v for k, v in want.items()}
 
 
-def run_form() -> RunConfig | None:
+def run_form(base: dict | None = None) -> RunConfig | None:
     """The run-configuration controls; returns a valid RunConfig, or None after showing, under each bad
-    field, one line saying what is wrong with it."""
+    field, one line saying what is wrong with it. base: the config of the run on screen, whose settings
+    without a widget (suites, cadence, ...) the new run keeps, so Start on an opened run trains it again;
+    else the lab's defaults."""
     values, slots = {}, {}
 
     def field(name, widget):
@@ -249,7 +259,8 @@ def run_form() -> RunConfig | None:
         slots["affine"].error("choose at least one degree of freedom", icon=":material/error:")
         return None
     try:
-        cfg = RunConfig(**{**LAB_DEFAULTS, **values})
+        kept = {k: v for k, v in (base or {}).items() if k in RunConfig.model_fields and k not in UNLEARNED}
+        cfg = RunConfig(**{**LAB_DEFAULTS, **kept, **values})
     except ValidationError as e:
         for err in e.errors():
             name = str(err["loc"][0]) if err["loc"] else "steps"

@@ -15,7 +15,7 @@ from lab import augmentor, figures, headline, images, runs, stories, teachers
 from lab.live import RunView, eta_text, run_text, saved_config, world_text
 from lab.scheduler import LIVE, server_priority
 from lab.widgets import (LAB_LIMITS, URL_FIELDS, apply_preset, apply_url, chart, current_run, differences, fill_form,
-                         invariance_view, leave_run, owner_key, run_form, settings_to_url)
+                         invariance_view, leave_run, owner_key, run_form, settings_to_url, unseen)
 
 key = owner_key()
 st.title("Live training")
@@ -48,7 +48,7 @@ with st.sidebar:
     note, start = st.empty(), st.container()  # Start at the top: on the first screen, above the long form
     if preset:
         st.success(f"Preset **{preset}** loaded: press Start.")
-    cfg = run_form()
+    cfg = run_form(shown)
     twin = st.toggle("Also train its plain-KD twin", value=True, key="f_twin",
                      help="the same world, seed and steps without augmentation, for the headline's comparison; "
                           "a finished identical twin is reused, a new one trains beside it")
@@ -61,10 +61,11 @@ with st.sidebar:
         st.query_params["run"] = new
         st.rerun()
     if cfg is not None and shown:
-        differ = differences(cfg, shown)
-        note.caption("These are the settings of the run on screen; Start trains a new run with them." if not differ
-                     else "Start trains a new run. It differs from the run on screen in: " + ", ".join(differ[:5])
-                     + (" …" if len(differ) > 5 else ""))
+        differ, hidden = differences(cfg, shown), unseen(cfg)
+        note.caption(("These are the settings of the run on screen; Start trains a new run with them." if not differ
+                      else "Start trains a new run. It differs from the run on screen in: " + ", ".join(differ[:5])
+                      + (" …" if len(differ) > 5 else ""))
+                     + (" Kept from it, not in the form: " + ", ".join(hidden) + "." if hidden else ""))
     elif cfg is not None:
         note.caption("Start trains a new run with these settings (the address keeps them for a link).")
         settings_to_url(cfg)
