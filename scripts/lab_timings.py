@@ -15,7 +15,8 @@ and prints per pair: Start -> first augmented images (browser), training time to
 in it (the longest minus the median interval: time in which training did not advance at its pace), and
 the lab's cost = lab time / CLI time - 1, and the share of its time the run spent ready but waiting for a
 CPU (Linux schedstat: what other processes took from it, whatever the host's speed, which drifts by
-+-15% on a shared machine); then the medians over the pairs. Start -> first images is
++-15% on a shared machine), and when the run and its KD twin finished, counted from Start (the default
+session is over when both have); then the medians over the pairs. Start -> first images is
 broken down by when the lab queued the run, started its engine, and the engine wrote its first snapshot.
 Everything it starts is stopped by PID. The machine is shared: quote medians, say how loaded it was.
 """
@@ -161,12 +162,30 @@ def lab_run(runs: Path, twin: bool, warm_s: float) -> dict:
         page.wait_for_timeout(1000)
         eta = page.locator('[data-testid="stProgress"]').first.inner_text()
         page.get_by_text("finished · step").first.wait_for(timeout=900_000)
-        b.close()
         (run_dir,) = [d.parent for d in runs.glob("*/lab.json") if not json.loads(d.read_text()).get("background")]
         lab = json.loads((run_dir / "lab.json").read_text())
+        ends = {"run": finished_at(run_dir) - w0}
+        if twin:  # the session is over when its KD twin has finished too
+            ends["twin"] = finished_at(runs / lab["twin"], timeout=900) - w0
+            ends["twin_time"] = step_times(runs / lab["twin"])["time"]
+        b.close()
         first_snapshot = min(p.stat().st_mtime for p in (run_dir / "snapshots").iterdir())
         where = {"queued": lab["created"] - w0, "started": lab["started"] - w0, "written": first_snapshot - w0}
-        return {**step_times(run_dir), "first": first, "eta": eta.strip(), "where": where, **waiting.result()}
+        return {**step_times(run_dir), "first": first, "eta": eta.strip(), "where": where, "ends": ends,
+                **waiting.result()}
+
+
+def finished_at(run_dir: Path, timeout: float = 0.0) -> float:
+    """The wall-clock time at which a run's status said "finished" (waiting up to `timeout` s for it)."""
+    deadline = time.time() + timeout
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            status = json.loads((run_dir / "status.json").read_text())
+            if status.get("state") == "finished":
+                return status["updated"]
+        if time.time() > deadline:
+            raise SystemExit(f"{run_dir.name} did not finish")
+        time.sleep(0.5)
 
 
 def main(argv=None) -> None:
@@ -193,9 +212,17 @@ def main(argv=None) -> None:
               f"lab {lab['time']:.1f} s, {lab['rate']:.1f} steps/s, longest interval {lab['gap']:.2f} s "
               f"(median {lab['median_gap']:.2f} s: a stall of {lab['stall']:.2f} s), {lab['cpu']:.0f} CPU s, "
               f"waiting for a CPU {100 * lab['waiting']:.0f}% | lab cost {100 * cost:+.0f}% | "
-              f"load {os.getloadavg()[0]:.1f}", flush=True)
+              f"Start -> run finished {lab['ends']['run']:.1f} s"
+              + (f", twin finished {lab['ends']['twin']:.1f} s (its training {lab['ends']['twin_time']:.1f} s)"
+                 if "twin" in lab["ends"] else "")
+              + f" | load {os.getloadavg()[0]:.1f}", flush=True)
     med = statistics.median
+    session = med(max(v for k, v in r[1]["ends"].items() if k != "twin_time") for r in rows)
     print(f"median over {len(rows)}: Start -> first images {med(r[1]['first'] for r in rows):.1f} s; "
+          f"the run's training {med(r[1]['time'] for r in rows):.1f} s; Start -> "
+          + ("run and twin" if args.twin else "run") + f" finished {session:.1f} s"
+          + (f"; the twin finished before the run in {sum(r[1]['ends']['twin'] <= r[1]['ends']['run'] for r in rows)}"
+             f" of {len(rows)}" if args.twin else "") + "; "
           f"CLI {med(r[0]['rate'] for r in rows):.1f} steps/s; lab {med(r[1]['rate'] for r in rows):.1f} steps/s; "
           f"lab cost {100 * med(r[2] for r in rows):+.0f}%; the run waiting for a CPU: CLI "
           f"{100 * med(r[0]['waiting'] for r in rows):.0f}%, lab {100 * med(r[1]['waiting'] for r in rows):.0f}% "

@@ -5,7 +5,8 @@
 Starts the lab on a free 127.0.0.1 port with a private runs folder (`scripts/lab_timings.py`'s
 `lab_server`), presses Start with the defaults (HARD-affine, 600 steps, with its KD twin), waits until the
 run and its twin have finished, then captures the verdict, progress bar and headline (`headline.png`),
-the whole Live page (`live.png`) and the Invariance inspector (`inspector.png`). Everything it started is
+the whole Live page (`live.png`) and the Invariance inspector (`inspector.png`); then opens a link with a
+polarity run's settings (HARD-colour), starts it and captures its headline (`polarity.png`). Everything it started is
 stopped by PID. `scripts/lab_timings.py` measures the timings.
 """
 import json
@@ -48,6 +49,17 @@ def main() -> None:
         page.set_viewport_size({"width": 1400, "height": 1900})
         page.wait_for_timeout(1500)
         page.screenshot(path=str(OUT / "inspector.png"), full_page=True)
+        # a polarity run from a link with its settings: its headline shows the polarity curve
+        page.set_viewport_size({"width": 1400, "height": 3000})
+        page.goto(f"{url}/?world=polarity&hard=colour")
+        page.get_by_role("button", name="Start").click(timeout=60_000)
+        page.get_by_text("finished · step").first.wait_for(timeout=900_000)
+        while not all(json.loads(s.read_text())["state"] == "finished" for s in runs.glob("*/status.json")):
+            time.sleep(2)
+        page.wait_for_timeout(4000)
+        top, box = (page.locator(k).bounding_box() for k in (".st-key-verdict", ".st-key-headline"))
+        page.screenshot(path=str(OUT / "polarity.png"), clip={
+            "x": box["x"], "y": top["y"], "width": box["width"], "height": box["y"] + box["height"] - top["y"]})
         b.close()
 
 
