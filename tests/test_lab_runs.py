@@ -171,7 +171,8 @@ def test_a_killed_run_is_shown_failed_and_shutdown_stops_every_child(lab, monkey
 
 def test_a_warm_standby_process_takes_the_next_run(lab):
     """The scheduler's thread keeps one engine process ready (torch already imported); Start hands the
-    run to it, so that process becomes the run's, writes its log, finishes it, and a new spare follows.
+    run to it, so that process becomes the run's, writes its log, finishes it, and a new spare follows
+    once the slot is free again (not while the run trains: no Start could use it).
     A spare loads at the lowest priority (its autogroup's nice, where Linux has them) and gets normal
     priority back with its run."""
     sched = runs.scheduler()
@@ -184,6 +185,8 @@ def test_a_warm_standby_process_takes_the_next_run(lab):
     assert json.loads((d / "lab.json").read_text())["pid"] == spare
     assert not group.exists() or group.read_text().split()[-1] == "0"
     assert os.getpriority(os.PRIO_PROCESS, spare) == 0
+    time.sleep(1.0)  # two ticks: with the one slot taken no new spare loads (it would slow the run's twin)
+    assert sched._spare is None or runs.state(run_id) not in ("starting", "running")
     wait_for(lambda: runs.state(run_id) == "finished", what="the run to finish")
     assert final_metrics(d)["student"]["test"] > 0.5 and (d / "process.log").stat().st_size > 0
     wait_for(lambda: sched._spare is not None and sched._spare.pid != spare, what="a new spare")

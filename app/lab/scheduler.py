@@ -150,6 +150,7 @@ class Scheduler:
         self.lock = threading.RLock()
         self._children: dict[str, subprocess.Popen] = {}  # folder -> process we started
         self._spare: subprocess.Popen | None = None  # a warm `app.lab.standby` for the next run
+        self._full = False  # every foreground slot was taken at the last tick
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -185,7 +186,10 @@ class Scheduler:
             started = []
             for bg, limit in ((False, self.max_running), (True, 1)):
                 todo = [r for r in queue if background(safe_path(self.root, r)) == bg][:max(limit - busy[bg], 0)]
-                started += [run_id for run_id in todo if self._launch(run_id, bg)]
+                launched = [run_id for run_id in todo if self._launch(run_id, bg)]
+                busy[bg] += len(launched)
+                started += launched
+            self._full = busy[False] >= self.max_running
             return started
 
     def queue(self) -> list[str]:
@@ -247,9 +251,13 @@ class Scheduler:
 
     def _keep_spare(self) -> None:
         """Keep one warm engine process waiting (the background thread calls this; `tick()` alone never
-        starts one), so the next Start skips importing torch."""
+        starts one), so the next Start skips importing torch. While every foreground slot is taken it waits:
+        a Start then queues, and the spare's loading (~4 s of CPU) would be taken from the KD twin that
+        trains beside the run (on 2 cores the twin then finished up to 3 s after its run)."""
         with self.lock:
             if self._halt.is_set() or (self._spare is not None and self._spare.poll() is None):
+                return
+            if self._full:  # no Start could use it before a slot frees; loading it now would slow the run's twin
                 return
             preload = ["--preload", self.preload] if self.preload else []
             self._spare = _engine([sys.executable, "-m", "app.lab.standby", *preload], stdout=subprocess.DEVNULL,
