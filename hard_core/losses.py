@@ -42,6 +42,27 @@ def consistency(teacher_src: Tensor, teacher_aug: Tensor, temperature: float, re
     return kl_div(teacher_src.detach(), teacher_aug, temperature, reduction) * temperature**2
 
 
+def hard_kd(student: Tensor, teacher: Tensor, y: Tensor | None, clean: int, temperature: float,
+            alpha: float) -> Tensor:
+    """The student's KD on HARD's batch, [clean images; the augmentor's images], in both schedules.
+
+    The clean images get the KD objective (alpha-weighted distillation plus the label term); the augmentor's
+    images get the distillation term alone, at full weight, as paper 2's augmented view does. So the labels
+    never reach the augmentor's images: the gradient the student's loss sends into them is exactly
+    T^2 * KL(T(x_aug) || S(x_aug)) per image, whatever alpha is (the `reverse` schedule's augmentor then
+    plays `augmentor_objective`, as the `alternate` one does), and an image the augmentor changed (a HARD-mix
+    paste of another digit) is never trained towards its unchanged label. With alpha 1 this is `kd_loss`.
+    """
+    if alpha >= 1.0 or y is None:
+        return kd_loss(student, teacher, None, temperature)
+    soft = kl_div(teacher, student, temperature, "none") * temperature**2
+    weight = torch.ones_like(soft)
+    weight[:clean] = alpha
+    labels = y[:clean] if y.dim() == 1 else y[:clean].float()
+    label_term = F.cross_entropy(student[:clean].float(), labels, reduction="sum") if clean else soft.new_zeros(())
+    return ((weight * soft).sum() + (1 - alpha) * label_term) / soft.shape[0]
+
+
 def hard_loss(student: Tensor, teacher_clean: Tensor, teacher_aug: Tensor, teacher_src: Tensor,
               y: Tensor | None, temperature: float, alpha: float, lam: float) -> tuple[Tensor, Tensor]:
     """HARD's whole game as one scalar (Nix et al. 2023), for the single pass with gradient reversal.
@@ -49,20 +70,22 @@ def hard_loss(student: Tensor, teacher_clean: Tensor, teacher_aug: Tensor, teach
 
     - `student`: the student on [clean images; augmented images], in that order;
     - `teacher_clean`, `teacher_aug`: the teacher on the same two parts;
-    - `teacher_src`: the teacher on the clean originals of the augmented images.
+    - `teacher_src`: the teacher on the clean originals of the augmented images;
+    - `y`: the labels of the whole batch (only the clean part's are used, see `hard_kd`).
 
-        L = KD(S, T; clean and augmented) - lam * share * T^2 * KL(T(x) || T(x_aug))
+        L = hard_kd(S, T; clean and augmented) - lam * share * T^2 * KL(T(x) || T(x_aug))
 
-    The student descends L: plain KD on everything it sees. The augmentor sits behind a gradient
-    reversal (`augment.hard.reverse_grad`), so the same backward pass makes it *ascend* L: it maximises
-    the student's disagreement with the teacher on x_aug, KL(T(x_aug) || S(x_aug)), minus lam times
-    how far the teacher's own prediction moved, so x_aug must still look like the same thing to the
-    teacher. `share` (augmented / all) puts both augmentor terms on the same per-sample scale.
-    Returns (L, the KD part of L).
+    The student descends L: KD on everything it sees, the labels on the clean part. The augmentor sits
+    behind a gradient reversal (`augment.hard.reverse_grad`), so the same backward pass makes it *ascend* L,
+    whose only terms that depend on x_aug are share * `augmentor_objective`: the student's disagreement with
+    the teacher on x_aug, KL(T(x_aug) || S(x_aug)), minus lam times how far the teacher's own prediction
+    moved, so x_aug must still look like the same thing to the teacher. No label term and no alpha: the
+    alternating schedule's game, for every alpha (tested). `share` (augmented / all) puts both augmentor
+    terms on the same per-sample scale. Returns (L, the KD part of L).
     """
     teacher_all = torch.cat([teacher_clean, teacher_aug])
     share = teacher_aug.shape[0] / teacher_all.shape[0]
-    kd = kd_loss(student, teacher_all, y, temperature, alpha)
+    kd = hard_kd(student, teacher_all, y, teacher_clean.shape[0], temperature, alpha)
     return kd - lam * share * consistency(teacher_src, teacher_aug, temperature), kd
 
 

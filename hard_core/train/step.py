@@ -17,6 +17,10 @@ What each model sees per step, for a sampled batch of B distinct images (after `
         update with KD on x[:c] and those same x_aug, with the teacher's outputs on them reused (the
         teacher's forward pass is most of a step's cost: 21 of KD's 29 ms on the toy, 2 CPU threads).
 
+    In both schedules the student's loss is `losses.hard_kd`: the label term (weight 1 - alpha) on x[:c] only,
+    the augmented images distilled alone, so the augmentor's objective never holds the labels or alpha and an
+    image the augmentor changed is never trained towards its old label (HARD-mix's pastes).
+
     The augmentor updates on every `hard_every`-th step; on the others it only draws fresh augmentations
     (no gradients), and the teacher runs on x[:c] and x_aug only: each image once, as under KD.
 """
@@ -29,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ..augment.hard import reverse_grad
-from ..losses import augmentor_objective, ce_loss, game_metrics, hard_loss, kd_loss
+from ..losses import augmentor_objective, ce_loss, game_metrics, hard_kd, hard_loss, kd_loss
 from ..models import eval_mode
 from .setup import Session
 
@@ -150,7 +154,7 @@ def _hard_step(s: Session, x: Tensor, y: Tensor, knobs: dict, step: int, measure
             loss, kd = hard_loss(s_logits, t_clean, t_aug, t_src, y, temperature, knobs["alpha"],
                                  knobs["hard_lambda"])
         else:
-            loss = kd = kd_loss(s_logits, torch.cat([t_clean, t_aug]), y, temperature, knobs["alpha"])
+            loss = kd = hard_kd(s_logits, torch.cat([t_clean, t_aug]), y, c, temperature, knobs["alpha"])
         extra = {}
         if measure:  # the game in numbers, with the student as it was on this batch (before its update), in
             # eval mode on both sides: measuring leaves its BatchNorm statistics alone
