@@ -1,4 +1,4 @@
-"""`python -m hard_core`: train | pretrain | eval | tstddev | probe | compare | matrix | assets | bench.
+"""`python -m hard_core`: train | pretrain | eval | tstddev | probe | compare | matrix | sweep | assets | bench.
 
 User errors (bad flags, missing or corrupt files, shape mismatches, a diverged loss, offline
 downloads) print one line and exit with code 2; SIGTERM stops the run in progress with a checkpoint and
@@ -12,10 +12,11 @@ import sys
 
 from ..errors import UserError
 from ..runs import Stopped
-from . import assets, bench, compare, evaluate, matrix, probe, train, tstddev
+from . import assets, bench, compare, evaluate, matrix, probe, sweep, train, tstddev
 
 COMMANDS = {"train": train, "pretrain": train, "eval": evaluate, "tstddev": tstddev, "probe": probe, "compare": compare,
-            "assets": assets, "bench": bench, "matrix": matrix}
+            "assets": assets, "bench": bench, "matrix": matrix,
+            "sweep": sweep}
 
 
 class Parser(argparse.ArgumentParser):

@@ -5,12 +5,15 @@ import argparse
 import typing
 
 from ..config import RunConfig
+from ..runs.sweep import separator
 
 
 def add_config_flags(p: argparse.ArgumentParser, skip=(), rename: dict | None = None, defaults=None,
-                     only=None) -> None:
+                     only=None, lists: bool = False) -> None:
     """One `--flag` per RunConfig field (or per field named in `only`); every default is None so only given
-    flags override --config."""
+    flags override --config. `lists` (the `sweep` command): every flag takes comma-separated values as text
+    (';' for a field whose own value holds commas: `runs.sweep.separator`), each validated later as the field
+    validates it."""
     rename, defaults = rename or {}, defaults or {}
     for name, field in RunConfig.model_fields.items():
         if name in skip or name == "kind" or (only is not None and name not in only):
@@ -19,7 +22,11 @@ def add_config_flags(p: argparse.ArgumentParser, skip=(), rename: dict | None = 
         ann = field.annotation
         args = [a for a in typing.get_args(ann) if a is not type(None)] or [ann]
         kw: dict = {"dest": name, "default": None}
-        if args[0] is bool:
+        if lists:
+            kw["metavar"] = "|".join(typing.get_args(ann)) if typing.get_origin(ann) is typing.Literal else \
+                {int: "N", float: "X", bool: "true|false"}.get(args[0], "S")
+            kw["metavar"] += separator(name) + "..."
+        elif args[0] is bool:
             kw["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(ann) is typing.Literal:
             kw["choices"] = list(typing.get_args(ann))

@@ -5,22 +5,21 @@ accuracy and the gap closed = (method - KD) / (oracle - KD) on the OOD accuracy.
 
 It writes matrix.md (the table), matrix.json (settings, command, every run's numbers and directory) and
 matrix.png (a heatmap of gap closed). A cell whose directory already holds the finished run of the same
-config is reused, so an interrupted matrix continues where it stopped when run again with the same --out.
+config is reused, so an interrupted matrix continues where it stopped when run again with the same --out;
+a second matrix or sweep on the same --out waits for the first (`runs.cells`, shared with `sweep`).
 """
 from __future__ import annotations
 
 import argparse
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from ..checkpoint import atomic_write, write_json
 from ..errors import UserError
-from ..runs import run_config, run_to_dir
-from ..runs.matrix import accuracies, build_config, cell_dir, markdown, rows, same_run, summarise, write_png
-from ..runs.reader import read_json
+from ..runs.cells import hold_folder, reusable, run_or_reuse
+from ..runs.matrix import accuracies, build_config, cell_dir, markdown, rows, summarise, write_png
 from ..train.events import StepMetrics
 from ..worlds import METHODS, WORLDS, get_world
 from .flags import add_config_flag
@@ -56,27 +55,6 @@ def names(text: str, known, what: str) -> list[str]:
     return picked
 
 
-def reusable(run_dir: Path, cfg) -> bool:
-    """Whether `run_dir` already holds the finished run of exactly `cfg`. A finished run of another config
-    is refused (its numbers would be mixed into the wrong matrix); an unfinished one is trained afresh."""
-    if not run_dir.exists():
-        return False
-    state = (read_json(run_dir / "status.json") or {}).get("state")
-    is_run = any((run_dir / f).exists() for f in ("config.json", "events.jsonl", "status.json"))
-    if not is_run and any(run_dir.iterdir()):
-        raise UserError(f"{run_dir} exists and is not a run directory; choose another --out")
-    if state == "finished":
-        try:
-            same = same_run(run_config(run_dir), cfg)
-        except UserError:
-            same = False
-        if not same:
-            raise UserError(f"{run_dir} holds a finished run of another config (other --steps, --student, ...?); "
-                            "choose another --out")
-        return True
-    return False
-
-
 def command_line(args, worlds, methods, out: Path) -> str:
     """The command that makes this matrix again, every setting spelled out."""
     flags = ["--worlds", ",".join(worlds), "--methods", ",".join(methods), "--steps", args.steps,
@@ -103,34 +81,32 @@ def run(args) -> int:
 
     for w in worlds:
         teacher_path(plan[w, methods[0], 0].teacher, plan[w, methods[0], 0])
-    todo = {key: not reusable(out / cell_dir(*key), cfg) for key, cfg in plan.items()}
+    with hold_folder(out, on_wait=lambda line: print(line, file=sys.stderr, flush=True)):
+        todo = {key: not reusable(out / cell_dir(*key), cfg) for key, cfg in plan.items()}
+        results, failed, trained = {}, [], 0
+        bar = tqdm(plan.items(), desc="matrix", unit="run", file=sys.stderr, dynamic_ncols=True)
+        for (w, m, s), cfg in bar:
+            bar.set_description(f"{w}/{m}" + (f" seed {s}" if args.seeds > 1 else ""))
+            run_dir = out / cell_dir(w, m, s)
+            result = {"dir": cell_dir(w, m, s), "config": cfg.model_dump(mode="json"), "reused": not todo[w, m, s]}
+            try:
+                trained += run_or_reuse(cfg, run_dir, on_event=lambda e, n=cfg.steps: show_step(bar, e, n))
+                result.update(accuracies(run_dir, w), error=None)
+            except UserError as e:
+                result.update(ood=None, test=None, error=str(e))
+                failed.append(f"{w}/{m} seed {s}: {e}")
+                bar.write(f"failed: {failed[-1]}", file=sys.stderr)
+            results[w, m, s] = result
+        bar.close()
 
-    results, failed = {}, []
-    bar = tqdm(plan.items(), desc="matrix", unit="run", file=sys.stderr, dynamic_ncols=True)
-    for (w, m, s), cfg in bar:
-        bar.set_description(f"{w}/{m}" + (f" seed {s}" if args.seeds > 1 else ""))
-        run_dir = out / cell_dir(w, m, s)
-        result = {"dir": cell_dir(w, m, s), "config": cfg.model_dump(mode="json"), "reused": not todo[w, m, s]}
-        try:
-            if todo[w, m, s]:
-                shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted or failed attempt: start again
-                run_to_dir(cfg, run_dir, on_event=lambda e, n=cfg.steps: show_step(bar, e, n))
-            result.update(accuracies(run_dir, w), error=None)
-        except UserError as e:
-            result.update(ood=None, test=None, error=str(e))
-            failed.append(f"{w}/{m} seed {s}: {e}")
-            bar.write(f"failed: {failed[-1]}", file=sys.stderr)
-        results[w, m, s] = result
-    bar.close()
-
-    settings = {"worlds": worlds, "methods": methods, "seeds": args.seeds, **common}
-    matrix = summarise(settings, command_line(args, worlds, methods, out), results)
-    write_json(out / "matrix.json", matrix)
-    atomic_write(out / "matrix.md", lambda tmp: Path(tmp).write_text(markdown(matrix)))
-    write_png(matrix, out / "matrix.png")
+        settings = {"worlds": worlds, "methods": methods, "seeds": args.seeds, **common}
+        matrix = summarise(settings, command_line(args, worlds, methods, out), results)
+        write_json(out / "matrix.json", matrix)
+        atomic_write(out / "matrix.md", lambda tmp: Path(tmp).write_text(markdown(matrix)))
+        write_png(matrix, out / "matrix.png")
     print(table(matrix))
     print(f"\nwrote {out / 'matrix.md'}, matrix.json, matrix.png "
-          f"({sum(todo.values())} runs trained, {len(todo) - sum(todo.values())} reused)")
+          f"({trained} runs trained, {len(todo) - trained} reused)")
     if failed:
         raise UserError(f"{len(failed)} of {len(plan)} runs failed; the first: {failed[0]}")
     return 0

@@ -1,0 +1,90 @@
+"""A folder of runs, one directory per config: what `sweep` and `matrix` share.
+
+    <out>/lock        held (flock) by the one sweep or matrix filling <out>; a second one waits for it
+    <out>/<cell>/     a run directory (runs/store.py), trained once and reused when asked for again
+
+`run_or_reuse` trains a config into its directory unless that directory already holds the finished run of
+the same config. With `<out>` held by one command, no run is trained twice or lost, and a run directory that
+another process writes (its own `lock`, e.g. a `train --resume` or the lab) is refused, never deleted.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from ..config import RunConfig
+from ..errors import UserError
+from .execute import run_to_dir
+from .matrix import same_run
+from .models import run_config
+from .reader import read_json
+from .store import hold_lock
+
+LOCK = "lock"
+
+
+@contextlib.contextmanager
+def hold_folder(out: Path, on_wait: Callable[[str], None] | None = None):
+    """Hold `<out>/lock` for the block. If another sweep or matrix holds it, say so through `on_wait` and wait
+    for it to end: that one's finished runs are then reused, not trained again. The OS drops the lock when the
+    holder dies, even under SIGKILL."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        f = open(out / LOCK, "a+")
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip()
+            if on_wait is not None:
+                on_wait(f"{out} is being filled by another sweep or matrix{f' (pid {holder})' if holder else ''}: "
+                        "waiting for it to end, then reusing its runs")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield  # the flock ends when the file closes
+
+
+def reusable(run_dir: Path, cfg: RunConfig) -> bool:
+    """Whether `run_dir` already holds the finished run of exactly `cfg` (`matrix.same_run`: device and threads
+    may differ). A finished run of another config is refused (its numbers would be reported as this config's);
+    an unfinished one is trained afresh; a folder that is not a run directory is refused."""
+    if not run_dir.exists():
+        return False
+    is_run = any((run_dir / f).exists() for f in ("config.json", "events.jsonl", "status.json"))
+    if not is_run and any(p.name != LOCK for p in run_dir.iterdir()):
+        raise UserError(f"{run_dir} exists and is not a run directory; choose another --out")
+    if (read_json(run_dir / "status.json") or {}).get("state") != "finished":
+        return False
+    try:
+        same = same_run(run_config(run_dir), cfg)
+    except UserError:
+        same = False
+    if not same:
+        raise UserError(f"{run_dir} holds a finished run of another config (other --steps, --student, ...?); "
+                        "choose another --out")
+    return True
+
+
+def run_or_reuse(cfg: RunConfig, run_dir: Path, on_event=None) -> bool:
+    """Train `cfg` into `run_dir` unless it holds that finished run already; True if it trained. What an
+    interrupted or failed attempt left is cleared first, under the directory's own lock, so a directory that
+    another process is writing is refused in one line instead."""
+    if reusable(run_dir, cfg):
+        return False
+    if run_dir.exists():
+        with hold_lock(run_dir):  # refuses a run directory that another process holds
+            for p in run_dir.iterdir():
+                if p.name != LOCK:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    run_to_dir(cfg, run_dir, on_event=on_event)
+    return True
