@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .errors import UserError
+from .jsonfile import parse
 from .models import Classifier, build_model
 from .weights import check_finite, load_weights, read_safetensors, read_weights, refuse_pickle  # noqa: F401
 
@@ -70,10 +71,7 @@ def _module_tensors(model: nn.Module) -> dict[str, Tensor]:
 
 def _json(path, meta: dict, key: str) -> dict:
     """A JSON object from the metadata, or one line saying what the file is not."""
-    try:
-        value = json.loads(meta[key])
-    except (KeyError, TypeError, json.JSONDecodeError):
-        value = None
+    value = parse(meta[key])[0] if isinstance(meta.get(key), str) else None
     if not isinstance(value, dict):
         raise UserError(f"{path} is not a hard_core checkpoint (its '{key}' metadata is missing or malformed)")
     return value

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ from .checkpoint import load_model
 from .config import RunConfig
 from .data import Dataset
 from .errors import UserError
+from .jsonfile import read_dict
 from .models.external import describe, is_external, load_external
 from .worlds import get_world
 
@@ -100,7 +100,6 @@ def describe_teacher(cfg: RunConfig, teacher: nn.Module | None = None) -> str:
 
 def _card(cfg: RunConfig) -> dict:
     try:
-        path = teacher_path("default", cfg).with_suffix(".json")
-        return json.loads(path.read_text())
-    except (UserError, OSError, ValueError):
+        return read_dict(teacher_path("default", cfg).with_suffix(".json")) or {}
+    except UserError:
         return {}

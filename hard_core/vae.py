@@ -27,6 +27,7 @@ from torch import Tensor
 from .assets import ASSETS, VAE_NAME
 from .checkpoint import atomic_write, write_json
 from .errors import UserError
+from .jsonfile import parse
 
 # Tiny on purpose: 60k parameters (0.25 MB in float32), a 4 x 10 x 10 latent at canvas 40 (two 2x
 # downsamplings). Its passes are nearly all of a HARD-vae step's cost: 8-16-16 channels encode 64 digits
@@ -164,11 +165,13 @@ def load_vae_file(path: str | Path) -> AutoencoderKL:
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
-            config = json.loads((f.metadata() or {})["config"])
+            config, _ = parse((f.metadata() or {})["config"])
+            if not isinstance(config, dict):
+                raise KeyError("config")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except KeyError:
         raise UserError(f"{path} is not a VAE written by hard_core (no VAE config in its metadata)") from None
-    except (SafetensorError, OSError, json.JSONDecodeError) as e:
+    except (SafetensorError, OSError) as e:
         raise UserError(f"{path} is not a VAE written by hard_core ({str(e).splitlines()[0] if str(e) else e!r})"
                         ) from None
     try:  # a config diffusers rejects (unknown keys, not a mapping, bad sizes) is the file's fault, not a bug

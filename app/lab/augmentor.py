@@ -4,7 +4,6 @@ Hardness = KL(teacher ‖ student) on the augmented images over the same on the 
 harder than the data)."""
 from __future__ import annotations
 
-import json
 import math
 
 import plotly.graph_objects as go
@@ -13,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from hard_core.assets import ASSETS, VAE_NAME, vae_edit_bound
 from hard_core.augment.hard.affine import parse_dof
+from hard_core.jsonfile import read_dict
 from hard_core.worlds import WORLDS
 
 from .figures import HEIGHT, PALETTE, downsample, layout
@@ -109,7 +109,7 @@ def vae_latent(config: dict) -> tuple[float, int] | None:
     world = WORLDS.get(config.get("world") or "shift")
     card = ASSETS / f"{(world.vae if world and world.vae else VAE_NAME)}.json"
     try:
-        info = json.loads(card.read_text())
+        info = read_dict(card) or {}
         return vae_edit_bound(info["config"]), int(math.prod(info["latent_shape"]))
     except (OSError, KeyError, ValueError, TypeError):
         return None

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Callable, TypeVar
 from PIL import Image
 
 from hard_core.runs import RunReader
-from hard_core.runs.reader import read_json
+from hard_core.runs.reader import read_dict, typed_config
 
 CACHE = 24  # snapshots, and figures or pictures, kept in memory per view (a snapshot is ~60 kB)
 T = TypeVar("T")
@@ -113,15 +112,12 @@ class RunView:
 def saved_config(path: Path, reader: RunReader | None = None) -> dict:
     """A run's config: config.json once the engine has started, before that what the lab queued (lab.json)."""
     path = Path(path)
-    return (reader or RunReader(path)).config() or (read_json(path / "lab.json", {}) or {}).get("config") or {}
+    return (reader or RunReader(path)).config() or typed_config((read_dict(path / "lab.json") or {}).get("config"))
 
 
 def world_text(path: Path) -> str:
     """"world size N (backend)" for a run that torchrun trained on N ranks (config.json), else ""."""
-    try:
-        world = json.loads((Path(path) / "config.json").read_text()).get("distributed") or {}
-    except (OSError, ValueError, AttributeError):
-        return ""
+    world = (read_dict(Path(path) / "config.json") or {}).get("distributed") or {}
     size = world.get("world_size") if isinstance(world, dict) else None
     return f"world size {size} ({world.get('backend')})" if isinstance(size, int) and size > 1 else ""
 

@@ -27,9 +27,9 @@ from hard_core.checkpoint import write_json
 from hard_core.config import KNOBS, RunConfig, same_run, twin_config
 from hard_core.errors import UserError
 from hard_core.runs import request
-from hard_core.runs.reader import read_json
+from hard_core.runs.reader import read_json, typed_config
 
-from .scheduler import ACTIVE, HOST, LIVE, Scheduler, read_dict, root, run_dirs, safe_path, set_status, status
+from .scheduler import ACTIVE, HOST, LIVE, Scheduler, lab_file, read_dict, root, run_dirs, safe_path, set_status, status
 
 __all__ = ["root", "run_path", "Scheduler", "scheduler", "shutdown", "submit", "twin_of",
            "queue_position", "state", "stop", "pause", "resume", "set_knobs", "owner", "can_control", "list_all",
@@ -70,7 +70,7 @@ def find_twin(cfg: RunConfig) -> str | None:
     want, sched = cfg.model_dump(mode="json"), scheduler()
     found = []
     for run_id, d in run_dirs(root()):
-        lab = read_dict(d / "lab.json")
+        lab = lab_file(d)
         if lab and isinstance(lab.get("config"), dict) and same_run(lab["config"], want) \
                 and _state(d, sched) in ("finished", *LIVE):
             found.append((float(lab.get("created") or 0), run_id))
@@ -79,7 +79,7 @@ def find_twin(cfg: RunConfig) -> str | None:
 
 def twin_of(run_id: str) -> str | None:
     """The id of the plain-KD twin recorded for a lab run, or None (none recorded, or its folder is gone)."""
-    twin = (read_dict(run_path(run_id) / "lab.json") or {}).get("twin")
+    twin = (lab_file(run_path(run_id)) or {}).get("twin")
     try:
         return twin if isinstance(twin, str) and run_path(twin).is_dir() else None
     except UserError:  # not a plain id: lab.json was edited by hand
@@ -174,7 +174,7 @@ def set_knobs(run_id: str, **knobs) -> dict:
 
 def owner(run_id: str) -> str | None:
     """The session key that submitted the run here, or None (started by another tool)."""
-    lab = read_dict(run_path(run_id) / "lab.json")
+    lab = lab_file(run_path(run_id))
     return lab.get("owner") if lab and isinstance(lab.get("owner"), str) else None
 
 
@@ -194,12 +194,11 @@ def list_all() -> list[dict]:
     sched, rows = scheduler(), []
     queue = sched.queue()
     for run_id, d in run_dirs(root()):
-        lab, saved = read_dict(d / "lab.json"), read_json(d / "config.json")
+        lab, saved = lab_file(d), read_json(d / "config.json")
         if lab is None and not isinstance(saved, dict):
             continue
         lab, saved = lab or {}, saved if isinstance(saved, dict) else {}
-        cfg, st = lab.get("config") or saved.get("config"), status(d)
-        cfg = cfg if isinstance(cfg, dict) else {}
+        cfg, st = typed_config(lab.get("config") or saved.get("config")), status(d)
         created = lab.get("created") or saved.get("created")
         rows.append({"id": run_id, "path": d, "state": _state(d, sched), "step": st.get("step") or 0,
                      "total_steps": st.get("total_steps") or cfg.get("steps") or 0,

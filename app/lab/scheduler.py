@@ -21,7 +21,8 @@ from pathlib import Path
 
 from hard_core.checkpoint import write_json
 from hard_core.errors import UserError
-from hard_core.runs.reader import ALIVE as ACTIVE, HOST, pid_alive, read_json
+from hard_core.jsonfile import STATUS, Spec, is_int, is_num, is_str, read_dict, read_json, typed
+from hard_core.runs.reader import ALIVE as ACTIVE, HOST, pid_alive
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}")
 LIVE = ("queued", *ACTIVE)  # not ended yet: the Live page polls, and Pause, Stop and the knobs apply
@@ -65,13 +66,20 @@ def run_dirs(base: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def read_dict(path: Path) -> dict | None:
-    data = read_json(path)
-    return data if isinstance(data, dict) else None
+LAB: Spec = {k: (check, False) for k, check in {  # lab.json, as the lab writes it
+    "owner": is_str, "config": lambda v: isinstance(v, dict), "created": is_num, "twin": is_str,
+    "background": lambda v: isinstance(v, bool), "pid": is_int, "host": is_str, "started": is_num}.items()}
+
+
+def lab_file(d: Path) -> dict | None:
+    """A run's lab.json with fields of the wrong type dropped; None when it is missing or not an object."""
+    lab = read_dict(d / "lab.json")
+    return None if lab is None else typed(lab, LAB)
 
 
 def status(d: Path) -> dict:
-    return read_dict(d / "status.json") or {}
+    """status.json with fields of the wrong type dropped ({} if unreadable: `jsonfile`, the one reader)."""
+    return typed(read_json(d / "status.json"), STATUS)
 
 
 def set_status(d: Path, **changes) -> None:
@@ -112,7 +120,7 @@ def server_priority(waiting: bool = False) -> None:
 
 def background(d: Path) -> bool:
     """Whether the run in folder `d` was queued as a background run (a plain-KD twin)."""
-    return bool((read_dict(d / "lab.json") or {}).get("background"))
+    return bool((lab_file(d) or {}).get("background"))
 
 
 def last_line(path: Path) -> str:
@@ -196,7 +204,7 @@ class Scheduler:
         """Ids of the queued runs, next to start first (by creation time)."""
         waiting = []
         for run_id, d in run_dirs(self.root):
-            lab = read_dict(d / "lab.json")
+            lab = lab_file(d)
             if lab is not None and status(d).get("state") == "queued":
                 waiting.append((float(lab.get("created") or 0), run_id))
         return [run_id for _, run_id in sorted(waiting)]
@@ -210,7 +218,7 @@ class Scheduler:
             child = self._children.get(str(d))
         if child is not None:
             return child.poll() is None
-        st, lab = status(d), read_dict(d / "lab.json") or {}
+        st, lab = status(d), lab_file(d) or {}
         host = lab.get("host")  # None: started elsewhere (CLI), maybe on another machine
         if host in (None, HOST) and any(pid_alive(p) for p in {st.get("pid"), lab.get("pid")}):
             return True
@@ -246,7 +254,7 @@ class Scheduler:
             set_status(d, state="failed", message=f"could not start the engine: {e}")
             return False
         self._children[str(d)] = child
-        write_json(d / "lab.json", {**(read_dict(d / "lab.json") or {}), "pid": child.pid, "started": time.time()})
+        write_json(d / "lab.json", {**(lab_file(d) or {}), "pid": child.pid, "started": time.time()})
         return True
 
     def _keep_spare(self) -> None:

@@ -16,7 +16,6 @@ safetensors, configs from JSON; a pickle is refused with the line that converts 
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from torch import nn
 
 from ..weights import load_weights, read_weights
 from ..errors import UserError
+from ..jsonfile import load
 from .registry import Classifier, build_model, register_model
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's weights' statistics
@@ -200,10 +200,9 @@ def _read_config(path: Path) -> dict:
         raise UserError(f"{path.parent} has no config.json (a Hub folder: config.json + model.safetensors)")
     if path.stat().st_size > 4_000_000:
         raise UserError(f"{path} is {path.stat().st_size / 1e6:.0f} MB: too large for a model config")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON: {str(e).splitlines()[0]}") from None
+    config, why = load(path)
+    if why:
+        raise UserError(f"{path} {why.split(' ', 1)[1]}")
     if not isinstance(config, dict):
         raise UserError(f"{path} must hold a JSON object")
     return config

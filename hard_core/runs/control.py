@@ -9,12 +9,12 @@ reaches control.json anyway (and a file that is not a JSON object), keeps its cu
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..checkpoint import write_json
 from ..config import check_knobs
 from ..errors import UserError
+from ..jsonfile import load
 
 STATES = ("run", "pause", "stop")
 
@@ -30,14 +30,8 @@ def read_control(run_dir: str | Path) -> dict:
 
 def _parse(path: Path):
     """The JSON value in `path`; None when missing; a str saying why when it cannot be read as JSON."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        return f"control.json cannot be read ({e.strerror or e})"
-    except (ValueError, RecursionError):  # bad JSON, bad UTF-8 (binary garbage), absurd nesting
-        return "control.json is not valid JSON"
+    value, why = load(path)
+    return why or value
 
 
 def request(run_dir: str | Path, **changes) -> dict:

@@ -1,32 +1,31 @@
 """Reading run directories, including ones another process is still writing."""
 from __future__ import annotations
 
-import json
+import math
 import os
 import socket
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from pydantic import TypeAdapter, ValidationError
+
 from ..checkpoint import load_model, read_checkpoint_extra
+from ..config import RunConfig
 from ..errors import UserError
-
-
-def read_json(path: Path, default=None):
-    """A JSON file, or `default` if it is missing or unreadable (e.g. mid-write by a foreign tool)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return default
+from ..jsonfile import STATUS, parse_lines, read_dict, read_json, typed  # noqa: F401  (the one reader)
 
 
 class RunReader:
     """Tails `events.jsonl`: each `poll()` returns the events appended since the last one.
 
-    A half-written last line is left for the next poll; a corrupt complete line (or one that is not a
-    JSON object) is counted in `skipped` and passed over, so one bad write never hides the rest of a run.
+    A half-written last line is left for the next poll; a corrupt complete line (not UTF-8, not JSON, or
+    not an event of its kind's shape: `jsonfile.valid_event`) is counted in `skipped` and passed over, so one bad write never hides the rest of a run.
     When a resume rewrites the history (a new file), the reader starts over: `events` is then the new
     history, and `poll()` returns all of it.
     """
@@ -47,18 +46,10 @@ class RunReader:
                 chunk = f.read()
         except FileNotFoundError:
             return []
-        end = chunk.rfind(b"\n") + 1  # only whole lines
-        new = []
-        for line in chunk[:end].splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                event = None
-            if isinstance(event, dict):
-                new.append(event)
-            else:
-                self.skipped += 1
-        self._offset += end
+        lines, skipped = parse_lines(chunk)  # only whole lines
+        new = [e for e in lines if e["kind"] != "snapshot" or self._readable(e)]
+        self.skipped += skipped + len(lines) - len(new)
+        self._offset += chunk.rfind(b"\n") + 1
         self.events.extend(new)
         return new
 
@@ -67,11 +58,44 @@ class RunReader:
         return run_status(self.dir)
 
     def config(self) -> dict:
-        saved = read_json(self.dir / "config.json", {})
-        return saved.get("config", {}) if isinstance(saved, dict) else {}
+        return typed_config((read_dict(self.dir / "config.json") or {}).get("config"))
+
+    def _readable(self, event: dict) -> bool:
+        """Whether a snapshot event's file is a safetensors file holding the tensors it names (its header
+        only is read; RunWriter writes the file before the line, so a good run's are always there)."""
+        try:
+            with safe_open(str(self.dir / event["file"]), "pt") as f:
+                return set(event.get("keys", ())) <= set(f.keys())
+        except (OSError, ValueError, SafetensorError):
+            return False
 
     def snapshot(self, event: dict) -> dict[str, Tensor]:
         return load_file(str(self.dir / event["file"]))
+
+
+@lru_cache(maxsize=None)
+def _field_type(name: str) -> TypeAdapter:
+    field = RunConfig.model_fields[name]
+    return TypeAdapter(Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation)
+
+
+def _fits(name: str, value) -> bool:
+    if isinstance(value, float) and not math.isfinite(value):  # RunConfig refuses NaN and inf (allow_inf_nan)
+        return False
+    try:
+        _field_type(name).validate_python(value, strict=True)
+        return True
+    except ValidationError:
+        return False
+
+
+def typed_config(config) -> dict:
+    """A saved config (config.json's "config", lab.json's) as a dict whose RunConfig fields each hold a value
+    of their type and bounds: a field that does not is dropped (reads as its default), so a viewer can use
+    any field it gets; unknown fields are kept as they are."""
+    if not isinstance(config, dict):
+        return {}
+    return {k: v for k, v in config.items() if k not in RunConfig.model_fields or _fits(k, v)}
 
 
 @dataclass
@@ -91,7 +115,7 @@ HOST = socket.gethostname()
 def pid_alive(pid) -> bool:
     try:
         return isinstance(pid, int) and pid > 0 and os.kill(pid, 0) is None
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or a pid no process can have
         return False
     except PermissionError:  # alive, but another user's
         return True
@@ -100,8 +124,7 @@ def pid_alive(pid) -> bool:
 def run_status(run_dir: str | Path) -> dict:
     """A run's status.json ({} if unreadable). A run that claims to be alive while its process (on this
     host) is gone, e.g. killed by SIGKILL or a power cut, reads as state "died"."""
-    st = read_json(Path(run_dir) / "status.json", {})
-    st = st if isinstance(st, dict) else {}
+    st = typed(read_json(Path(run_dir) / "status.json"), STATUS)  # fields of the wrong type dropped
     if st.get("state") in ALIVE and st.get("host", HOST) == HOST and "pid" in st and not pid_alive(st["pid"]):
         st = {**st, "state": "died", "message": f"the process (pid {st['pid']}) ended without a word; "
               "continue it with --resume"}

@@ -38,6 +38,7 @@ from ..train.distributed import backend_for, env_world
 from ..train.events import Checkpoint, Event, Snapshot, Status, StepMetrics
 from ..train.loop import Diverged, nonfinite_part
 from ..train.setup import pick_device, resolve_precision
+from ..jsonfile import parse_lines, read_dict
 from .reader import CHECKPOINT
 
 
@@ -132,9 +133,10 @@ class RunWriter:
         kept = [line for line in _lines(path) if line.get("step", 0) <= step]
         atomic_write(path, lambda tmp: Path(tmp).write_text("".join(json.dumps(e) + "\n" for e in kept)))
         write_json(self.dir / "control.json", {})  # knobs in force come from the checkpoint and the overrides
-        saved = json.loads((self.dir / "config.json").read_text())
-        saved.setdefault("resumes", []).append({"step": step, "time": time.time(), "command": sys.argv,
-                                                "overrides": self.overrides, "world_size": self.world})
+        saved = read_dict(self.dir / "config.json") or {}  # the resume has read its config from it already
+        resumes = saved.get("resumes") if isinstance(saved.get("resumes"), list) else []
+        saved["resumes"] = [*resumes, {"step": step, "time": time.time(), "command": sys.argv,
+                                       "overrides": self.overrides, "world_size": self.world}]
         write_json(self.dir / "config.json", saved)
         self.checkpoint_step = step
         (self.dir / "snapshots").mkdir(exist_ok=True)
@@ -203,20 +205,12 @@ def hold_lock(run_dir: Path):
 
 
 def _lines(path: Path) -> list[dict]:
-    """The complete, well-formed event lines of `path` (a half-written last line is dropped)."""
+    """The complete, well-formed event lines of `path` (a half-written last line, bytes that are not UTF-8
+    and lines of the wrong shape are dropped: `jsonfile.parse_lines`)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        return parse_lines(path.read_bytes())[0]
     except FileNotFoundError:
         return []
-    out = []
-    for line in text.split("\n")[:-1]:  # the piece after the last newline is unfinished
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(event, dict):
-            out.append(event)
-    return out
 
 
 def _reason(e: Exception) -> str:

@@ -44,7 +44,7 @@ from ..train import dataset_for, pick_device
 from ..teacher import load_teacher
 from ..train.setup import train_split
 from .execute import run_to_dir
-from .reader import CHECKPOINT, load_student, read_json
+from .reader import CHECKPOINT, load_student, read_dict
 
 # Fields that may differ between a saved run and a rerun without making it a different experiment.
 _IGNORED = ("device", "threads")
@@ -101,12 +101,13 @@ def student_config(base: RunConfig, name: str, seed: int, steps: int, views: Vie
 def train_or_reuse(cfg: RunConfig, run_dir: Path) -> str:
     """Train `cfg` into `run_dir` unless it is already there: "reused", "resumed" or "trained"."""
     if (run_dir / "events.jsonl").exists():
-        saved = read_json(run_dir / "config.json", {}).get("config", {})
+        saved = (read_dict(run_dir / "config.json") or {}).get("config")
+        saved = saved if isinstance(saved, dict) else {}
         mine = cfg.model_dump()
         if any(saved.get(k) != v for k, v in mine.items() if k not in _IGNORED):
             raise UserError(f"{run_dir} holds a run with another config; choose another --out")
         has_checkpoint = (run_dir / CHECKPOINT).is_file()
-        if has_checkpoint and read_json(run_dir / "status.json", {}).get("state") == "finished":
+        if has_checkpoint and (read_dict(run_dir / "status.json") or {}).get("state") == "finished":
             return "reused"
         if has_checkpoint:
             run_to_dir(cfg, run_dir, resume=True)
@@ -137,12 +138,12 @@ def score_augmentations(cfg: RunConfig, names: Sequence[str] | None = None, *, v
                "train_per_class": cfg.train_per_class}
     key = ranking_key(teacher, setting)
     for path in kept_rankings(key):
+        kept = read_dict(path) or {}  # an unreadable file is not kept there
         try:
-            kept = json.loads(path.read_text())
-            if kept["key"] == key:
+            if kept.get("key") == key:
                 return [Score(**row) for row in kept["ranking"]], {**setting, "kept": str(path), "read": True}
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # not kept there (or an unreadable file): look further, else compute
+        except (ValueError, KeyError, TypeError):
+            continue  # not kept there (or a ranking of another shape): look further, else compute
     x, y = split.to(device).get(slice(None))
     scores = rank_augmentations(teacher, x, names, num_classes=dataset.num_classes, max_shift=max_shift, y=y,
                                 chunks=chunks, chunk_batches=chunk_batches, batch_size=batch_size, seed=cfg.seed,
