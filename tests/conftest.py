@@ -44,3 +44,17 @@ def lab_runs(tmp_path, monkeypatch):
     runs.shutdown()
     yield tmp_path / "runs"
     runs.shutdown()
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory):
+    """A runs folder with two tiny finished HARD-affine runs, on digits and on MNIST-1D (the lab's pages)."""
+    from hard_core.config import RunConfig
+    from hard_core.runs import run_to_dir
+
+    root = tmp_path_factory.mktemp("runs")
+    run_to_dir(RunConfig(dataset="mnist5k", canvas=40, teacher="default", student="mlp", hard="affine", steps=20,
+                         eval_every=20, suites="shift:6"), root / "hard-affine-20")
+    run_to_dir(RunConfig(dataset="mnist1d", teacher="default", student="mlp", hard="affine", steps=20,
+                         eval_every=20, suites="shift:8"), root / "hard-1d-20")
+    return root

@@ -8,23 +8,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from hard_core.assets import ASSETS
-from hard_core.config import RunConfig
 from hard_core.probes.tstddev import Score
-from hard_core.runs import run_to_dir
 
 APP_DIR = Path(__file__).resolve().parents[1] / "app"
 from lab import explore  # noqa: E402  (conftest puts app/ on the path)
-
-
-@pytest.fixture(scope="module")
-def runs_root(tmp_path_factory):
-    """A runs folder with two tiny finished HARD-affine runs, on digits and on MNIST-1D."""
-    root = tmp_path_factory.mktemp("runs")
-    run_to_dir(RunConfig(dataset="mnist5k", canvas=40, teacher="default", student="mlp", hard="affine", steps=20,
-                         eval_every=20, suites="shift:6"), root / "hard-affine-20")
-    run_to_dir(RunConfig(dataset="mnist1d", teacher="default", student="mlp", hard="affine", steps=20,
-                         eval_every=20, suites="shift:8"), root / "hard-1d-20")
-    return root
 
 
 @pytest.fixture

@@ -153,6 +153,6 @@ def test_a_1d_run_from_the_cli_opens_read_only_with_line_plots(lab_runs):
     at = app(run="cli-1d")
     assert not at.exception and not at.get("image")  # no image grids for signals
     titles = [json.dumps(json.loads(c.proto.spec)["layout"].get("title", "")) for c in at.get("plotly_chart")]
-    for words in ("ignal", "isagree", "nvariance"):
+    for words in ("ignal", "isagree", "ccuracy against the shift"):  # the signals, disagreement, invariance curve
         assert any(words in t for t in titles), (words, titles)
     assert "read-only" in " ".join(c.value for c in at.caption)
