@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import UserError
+from .errors import UserError, quote
 
 
 # Each HARD family's default lambda. Affine and colour keep what the image shows, so the teacher must read
@@ -204,8 +204,7 @@ def check_knobs(request) -> tuple[dict, list[str]]:
                 all(_TESTS[sign](number, float(limit)) for sign, limit in KNOB_RULES[name]):
             good[name] = number
         else:
-            shown = repr(value)
-            refused.append(f"{name}={shown[:40] + '...' if len(shown) > 40 else shown} "
+            refused.append(f"{name}={quote(value, 40)} "
                            f"(must be {knob_rule(name)})")
     return good, refused
 
@@ -220,29 +219,65 @@ def validate(model, data: dict):
             name = ".".join(str(p) for p in err["loc"]) or "config"
             flag = "--" + name.replace("_", "-")
             if err["type"] == "extra_forbidden":
-                parts.append(f"unknown option '{name}'")
+                parts.append(f"unknown option {quote(name)}")
                 continue
-            parts.append(f"{flag}: {err['msg']}" + (f" (got {err['input']!r})" if "input" in err else ""))
-        raise UserError("invalid config: " + "; ".join(parts)) from None
+            parts.append(f"{flag}: {err['msg']}" + (f" (got {quote(err['input'])})" if "input" in err else ""))
+        more = f"; and {len(parts) - 3} more" if len(parts) > 3 else ""
+        raise UserError("invalid config: " + "; ".join(parts[:3]) + more) from None
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes; a larger file is a mistake (or an attack)
 
 
 def load_config_file(path: str | Path) -> dict:
+    """A --config file (YAML or JSON) as {option: value}; every way it can be wrong is one UserError line:
+    missing, over MAX_CONFIG_BYTES, not UTF-8, unparsable, YAML anchors or aliases (a 452-byte file of nested
+    aliases expands to gigabytes), not a mapping, keys that are not option names."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file not found: {path}")
-    text = path.read_text()
+        raise UserError(f"config file not found: {quote(str(path))}")
     try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise UserError(f"cannot read config file {path}: {e.strerror or e}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(f"config file {path} is larger than {MAX_CONFIG_BYTES >> 10} KB: not a config")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {e.start})") from None
+    try:
+        data = _parse_yaml(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except Exception as e:  # noqa: BLE001 - any parse error is the user's file
         mark = getattr(e, "problem_mark", None)  # YAML: where the parser gave up
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        reason = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"cannot parse config file {path}{where}: {reason}") from None
+        reason = getattr(e, "problem", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        raise UserError(f"cannot parse config file {path}{where}: {quote(reason, bare=True)}") from None
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of option names to values")
+    bad = [k for k in data if not isinstance(k, str)]  # YAML keys may be ints, floats, null
+    if bad:
+        bad = bad[0]
+        raise UserError(f"config file {path}: {quote(bad)} is not an option name (keys are names like steps, lr)")
     return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def _parse_yaml(text: str):
+    """yaml.safe_load without anchors and aliases: no config needs them, and nested aliases are a memory bomb."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None) is not None:
+                event = self.peek_event()
+                raise yaml.MarkedYAMLError(problem="anchors and aliases (&name, *name) are not allowed in a config",
+                                           problem_mark=event.start_mark)
+            return super().compose_node(parent, index)
+
+    loader = NoAliases(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()

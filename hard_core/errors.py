@@ -5,5 +5,26 @@ its traceback.
 """
 
 
+MAX_MESSAGE = 500  # characters of a UserError: one readable line, whatever it quotes
+
+
 class UserError(Exception):
-    """A problem in what the user asked for, explained in one line."""
+    """A problem in what the user asked for, explained in one line (at most MAX_MESSAGE characters: a message
+    that quotes a huge value keeps its start and its end)."""
+
+    def __init__(self, message: str = "", *args):
+        message = str(message).replace("\n", " ")
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE - 104] + " ... " + message[-99:]
+        super().__init__(message, *args)
+
+
+def quote(value, limit: int = 100, bare: bool = False) -> str:
+    """How an error message shows what the user gave: repr(value) (str if `bare`) on one line, cut to `limit`
+    characters, so a 50 MB value gives a short line (and a 5,000-digit int or deep list no second error)."""
+    try:
+        text = str(value) if bare else repr(value)
+    except (ValueError, RecursionError):  # an int past Python's digit limit, absurd nesting
+        text = f"<a {type(value).__name__} too large to show>"
+    text = text.replace("\n", "\\n").replace("\r", "\\r")
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -204,8 +204,33 @@ def fingerprint(run: Path) -> dict:
             for p in sorted(run.rglob("*")) if p.is_file() and p.name != "lock"}
 
 
+ALIAS_BOMB = b"".join(  # issue 24's 452-byte file: nested aliases under suites, gigabytes once expanded
+    [b'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n']
+    + [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]\n".encode() for i in range(1, 8)]
+    + [f"suites: [{','.join(['*a7'] * 9)}]\n".encode()])
+HOSTILE_CONFIGS = {  # issue 24 class 3: config files that must each give one short line, fast, and no folder
+    "bomb.yaml": ALIAS_BOMB,
+    "anchor.yaml": b"steps: &s 10\nlog_every: *s\n",
+    "huge.yaml": b"# " + b"x" * (2 << 20) + b"\n",
+    "big-suite.yaml": b'suites: "' + b"x" * 200_000 + b'"\n',
+    "big-dataset.yaml": b'dataset: "' + b"x" * 200_000 + b'"\n',
+    "big-key.yaml": b"? " + b"k" * 100_000 + b"z\n: 1\n",  # an explicit key: plain ones stop at 1024
+    "big-int.yaml": b"steps: " + b"9" * 5000 + b"\n",
+    "latin1.yaml": b"steps: 10\n# caf\xe9\n",
+    "binary.json": b"\x89PNG\r\n\x1a\n\x00\xff\xfe",
+    "int-key.yaml": b"1: 2\n",
+    "list-key.yaml": b"? [1, 2]\n: 3\n",
+    "null-key.yaml": b"~: 2\n",
+    "nul.json": b'{"steps": 10}\x00',
+    "deep.json": b"[" * 100_000,
+    "lr-overflow.yaml": b"lr: 1e400\n",
+}
+
+
 def make_bad_files(tmp: Path, R: Path) -> None:
     """The broken files and folders the table points at."""
+    for name, data in HOSTILE_CONFIGS.items():
+        (tmp / name).write_bytes(data)
     model = build_model("mlp", input_shape=(1, 40, 40), num_classes=10)
     nan = tmp / "nan-teacher.safetensors"
     save_model(nan, model)
@@ -275,6 +300,23 @@ BAD = [  # (argv with {tmp} and {R}, what the line must say)
     (["train", "--out", "{tmp}/out", "--config", "{tmp}/list.yaml"], "mapping"),
     (["train", "--out", "{tmp}/out", "--config", "{tmp}/list.json"], "mapping"),
     (["train", "--out", "{tmp}/out", "--config", "{tmp}/unknown.yaml"], "unknown option 'stepz'"),
+    (["train", *KD, "--config", "{tmp}/bomb.yaml"], "anchors and aliases (&name, *name) are not allowed"),
+    (["train", *KD, "--config", "{tmp}/anchor.yaml"], "anchors and aliases"),
+    (["train", *KD, "--config", "{tmp}/huge.yaml"], "is larger than 1024 KB"),
+    (["train", *KD, "--config", "{tmp}/big-suite.yaml"], "unknown suite 'xxxx"),
+    (["train", *KD, "--config", "{tmp}/big-dataset.yaml"], "unknown dataset 'xxxx"),
+    (["train", *KD, "--config", "{tmp}/big-key.yaml"], "unknown option 'kkkk"),
+    (["train", *KD, "--config", "{tmp}/big-int.yaml"], "cannot parse config file"),
+    (["train", *KD, "--config", "{tmp}/latin1.yaml"], "is not UTF-8 text"),
+    (["train", *KD, "--config", "{tmp}/binary.json"], "is not UTF-8 text"),
+    (["train", *KD, "--config", "{tmp}/int-key.yaml"], "1 is not an option name"),
+    (["train", *KD, "--config", "{tmp}/list-key.yaml"], "found unhashable key"),
+    (["train", *KD, "--config", "{tmp}/null-key.yaml"], "None is not an option name"),
+    (["train", *KD, "--config", "{tmp}/nul.json"], "cannot parse config file"),
+    (["train", *KD, "--config", "{tmp}/deep.json"], "cannot parse config file"),
+    (["train", *KD, "--config", "{tmp}/lr-overflow.yaml"], "--lr: Input should be a finite number"),
+    (["pretrain", "--out", "{tmp}/out", "--config", "{tmp}/bomb.yaml"], "anchors and aliases"),
+    (["train", "--out", "{R}", "--resume", "--config", "{tmp}/bomb.yaml"], "anchors and aliases"),
     (["train", *KD[:-2], "--out", "{tmp}/a-file"], "cannot write the run directory"),
     (["train", *KD[:-2], "--out", "/proc/hard-lab-cannot-be-here"], "cannot write the run directory"),
     (["train", *KD[:-2], "--out", "{R}"], "already holds a run"),
@@ -310,5 +352,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, says, finished_h
     err = capsys.readouterr().err.strip().splitlines()
     lines = [line for line in err if not line.startswith("[")]  # progress lines of a run that got going
     assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], err
+    assert len(lines[0]) <= 600  # quotes of the input are cut (a 200 KB value in a config)
+    assert not (tmp_path / "out").exists()  # a refused command leaves no run folder to block the corrected one
     assert "Traceback" not in "\n".join(err)
     assert fingerprint(finished_hard_run) == before

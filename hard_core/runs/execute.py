@@ -1,6 +1,7 @@
 """Run a config into a run directory: the trainer's events go to the store and to `on_event`."""
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 from contextlib import contextmanager
@@ -32,8 +33,9 @@ def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
     out = Path(out)
     if is_lead():
         require_loggers(cfg)  # a missing package stops here, before the run directory exists
+    fresh = is_lead() and not resume and not out.exists()  # a folder this call creates
     writer = RunWriter(out, cfg, resume=resume, overrides=overrides)
-    loggers = []
+    loggers, started = [], False
     try:
         if is_lead():  # --log: the same events, also to TensorBoard / W&B
             loggers = open_loggers(cfg, out, resume=resume)
@@ -47,6 +49,7 @@ def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
             for event in train(cfg, control=requests, resume=out / CHECKPOINT if resume else None,
                                overrides=overrides, given=given):
                 writer.write(event)
+                started = started or getattr(event, "state", None) == "running"
                 for log in loggers:
                     log.write(event)
                 if on_event is not None:
@@ -57,6 +60,9 @@ def run_to_dir(cfg: RunConfig, out: str | Path, resume: bool = False,
         raise
     except UserError as e:
         writer.fail(str(e), getattr(e, "step", None))
+        if fresh and not started:  # refused before training (a typo'd flag, a missing file): leave no folder
+            writer.close()  # behind to block the corrected command with "already holds a run"
+            shutil.rmtree(out, ignore_errors=True)
         raise
     except KeyboardInterrupt:
         writer.fail("interrupted (Ctrl-C); continue it with --resume")
