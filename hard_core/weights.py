@@ -3,6 +3,7 @@ load strict, shape-checked and finite, each failure one line. Below `models` and
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -78,3 +79,14 @@ def check_finite(tensors: dict[str, Tensor], path) -> None:
     if bad:
         first = next(iter(bad))
         raise UserError(f"{path} is corrupt: {sum(bad.values())} weights are NaN or infinite (first in '{first}')")
+
+
+def content_hash(module: nn.Module) -> str:
+    """A short sha256 of a module's weights and buffers (names, dtypes, bytes): what a run records of its
+    teacher and VAE, so that a resume or a probe can tell a replaced file from the one it trained with."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..jsonfile import read_dict
+from ..weights import content_hash
 from ..losses import kl_div
 from ..probes import InvarianceProbe, disagreement_map
 from ..probes.invariance import KINDS
@@ -64,6 +66,7 @@ def run(args) -> int:
         raise UserError(f"run {path}: {e}") from None
     dataset, teacher, student = loaded.dataset, loaded.teacher, loaded.student
     step = checkpoint_step(path)
+    used, trained = content_hash(teacher), ((read_dict(path / "config.json") or {}).get("identity") or {}).get("teacher")
     probe = InvarianceProbe(dataset.test.x, dataset.test.y, grid, images=args.images, device=device)
     maps = {"teacher": probe(teacher), "student": probe(student)}
     disagreement = _disagreement(teacher, student, probe.x, cfg.temperature)
@@ -71,10 +74,13 @@ def run(args) -> int:
         print(json.dumps({"run": str(path), "step": step, "dataset": cfg.dataset, "canvas": cfg.canvas, "kind": grid.kind,
                           "images": len(probe.x), "axes": {n: a.tolist() for n, a in zip(grid.names, grid.axes)},
                           **{who: {"acc": m["acc"].tolist(), "kl": m["kl"].tolist()} for who, m in maps.items()},
-                          "disagreement": disagreement}))
+                          "disagreement": disagreement,
+                          "teacher": {"ref": cfg.teacher, "weights": used, "trained_with": trained}}))
         return 0
     print(f"run {path}: {cfg.dataset}" + (f" canvas {cfg.canvas}" if cfg.canvas else "")
           + f", student {cfg.student} (checkpoint at step {step}), teacher {cfg.teacher}; {len(probe.x)} test images")
+    print(f"teacher weights {used}: " + ("the ones the run trained with" if used == trained else
+          f"NOT the run's {trained} (the teacher file was replaced since)" if trained else "not recorded by the run"))
     for who, m in maps.items():
         print(f"\n{who}: accuracy % under {grid.kind} ({_summary(grid, m)})")
         print(format_map(grid, m["acc"]))

@@ -155,6 +155,9 @@ class RunWriter:
         self._events.flush()
         if isinstance(event, Status):
             self._set_status(state=event.state, step=event.step, message=event.message)
+            if event.identity:  # config.json says which teacher (and VAE) weights the run trains with
+                saved = read_dict(self.dir / "config.json") or {}
+                write_json(self.dir / "config.json", {**saved, "identity": event.identity})
         elif isinstance(event, StepMetrics):
             self._set_status(step=event.step, steps_per_s=event.steps_per_s)
 
@@ -162,7 +165,7 @@ class RunWriter:
         parts = {"student": event.student, "optimizer": event.optimizer}
         if event.augmentor is not None:
             parts.update(augmentor=event.augmentor, augmentor_optimizer=event.augmentor_optimizer)
-        extra = {"step": event.step, "knobs": event.knobs, "elapsed_s": event.elapsed_s}
+        extra = {"step": event.step, "knobs": event.knobs, "elapsed_s": event.elapsed_s, "identity": event.identity}
         kept = (f"the last good checkpoint at step {self.checkpoint_step} is kept"
                 if self.checkpoint_step is not None else "no earlier checkpoint exists")
         bad = nonfinite_part(parts)  # the loop checks first; this guards the file against any other writer

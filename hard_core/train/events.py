@@ -29,6 +29,13 @@ class Status(Event):
     state: str
     message: str = ""
     total_steps: int = 0
+    identity: dict = field(default_factory=dict)  # at the start: content hashes of the teacher (and VAE)
+
+    def to_json(self) -> dict:
+        record = super().to_json()
+        if not self.identity:
+            record.pop("identity")
+        return record
 
 
 @dataclass
@@ -80,6 +87,7 @@ class Checkpoint(Event):
     augmentor: object = None  # HARD's augmentor (nn.Module) and its optimizer, if any
     augmentor_optimizer: object = None
     elapsed_s: float = 0.0  # training time so far, continued on resume
+    identity: dict = field(default_factory=dict)  # content hashes of the teacher (and VAE): checked on resume
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "step": self.step}

@@ -25,10 +25,12 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..checkpoint import load_checkpoint
 from ..config import KNOBS, RunConfig, check_knobs
 from ..errors import UserError
+from ..weights import content_hash
 from .evaluate import accuracy
 from .events import Checkpoint, EvalMetrics, Event, Snapshot, Status, StepMetrics
 from .setup import Given, Session, build_session
@@ -62,6 +64,7 @@ def train(cfg: RunConfig, control: Callable[[], dict] | None = None, resume: Pat
 
 def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, overrides: dict | None):
     cfg, lead = s.cfg, s.dist.lead
+    s.identity = identity(s.teacher, s.augmentor)  # recorded in every checkpoint, checked by a resume
     knobs = {k: getattr(cfg, k) for k in KNOBS}
     start, elapsed, saved = 0, 0.0, None  # saved: the step of the last checkpoint written or restored
     if overrides:
@@ -82,7 +85,7 @@ def _loop(s: Session, control: Callable[[], dict] | None, resume: Path | None, o
     how = f"resumed from step {start}" + "".join(f", {k}={v:g}" for k, v in (overrides or {}).items()) \
         if resume is not None else "training"
     where = s.device.type + (f", {s.dist.world} ranks ({s.dist.backend})" if s.dist.enabled else "")
-    yield Status(start, "running", f"{how} on {where}", total_steps=cfg.steps)
+    yield Status(start, "running", f"{how} on {where}", total_steps=cfg.steps, identity=s.identity)
     t0, last = time.perf_counter() - elapsed, (time.perf_counter(), start)
     reported: list[str] = []  # the refused requests last reported (each is said once, not every step)
 
@@ -235,7 +238,25 @@ def _check_finite(s: Session, step: int, saved: int | None, knobs: dict) -> None
 
 
 def _checkpoint(step: int, s: Session, knobs: dict, elapsed: float) -> Checkpoint:
-    return Checkpoint(step, s.student, s.optimizer, dict(knobs), s.augmentor, s.augmentor_optimizer, elapsed)
+    return Checkpoint(step, s.student, s.optimizer, dict(knobs), s.augmentor, s.augmentor_optimizer, elapsed,
+                      s.identity)
+
+
+def identity(teacher: nn.Module | None, augmentor: nn.Module | None) -> dict:
+    """What a run records of the models it does not train: content hashes of the teacher and a HARD-vae's VAE."""
+    out = {"teacher": content_hash(teacher)} if teacher is not None else {}
+    vae = getattr(augmentor, "vae", None)
+    return {**out, "vae": content_hash(vae)} if isinstance(vae, nn.Module) else out
+
+
+def check_identity(saved, now: dict, cfg: RunConfig, run_dir: Path) -> None:
+    """Refuse to resume with a teacher or VAE whose weights differ from those the run trained with (a file
+    replaced under the same name); a checkpoint from before identities were recorded is not checked."""
+    saved = saved if isinstance(saved, dict) else {}
+    for part, ref in (("teacher", cfg.teacher), ("vae", cfg.vae)):
+        if part in saved and part in now and saved[part] != now[part]:
+            raise UserError(f"cannot resume {run_dir}: the {part} {ref!r} is not the one this run trained with "
+                            f"(weights {now[part]}, the run's {saved[part]}); put the original back or start a new run")
 
 
 def _restore(s: Session, path: Path, knobs: dict) -> tuple[int, float, dict]:
@@ -244,5 +265,6 @@ def _restore(s: Session, path: Path, knobs: dict) -> tuple[int, float, dict]:
     if s.augmentor is not None:
         parts.update(augmentor=s.augmentor, augmentor_optimizer=s.augmentor_optimizer)
     extra = load_checkpoint(path, parts)
+    check_identity(extra.get("identity"), s.identity, s.cfg, path.parent)
     saved = extra.get("knobs") if isinstance(extra.get("knobs"), dict) else {}
     return extra["step"], float(extra.get("elapsed_s", 0.0)), {**knobs, **check_knobs(saved)[0]}
