@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -227,10 +228,43 @@ HOSTILE_CONFIGS = {  # issue 24 class 3: config files that must each give one sh
 }
 
 
+def png_header(width: int, height: int) -> bytes:
+    """A grey PNG that announces width x height pixels and holds one row: a decompression bomb's header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1))) + chunk(b"IEND", b""))
+
+
+SPECS = {  # issue 24 class 6: model specs (in a file anyone can hand over) that would allocate before failing
+    "spec-huge": {"model": "mlp", "input_shape": [1, 60000, 60000], "num_classes": 10},
+    "spec-negative": {"model": "mlp", "input_shape": [1, -28, 28], "num_classes": 10},
+    "spec-zero-classes": {"model": "mlp", "input_shape": [1, 28, 28], "num_classes": 0},
+    "spec-text-shape": {"model": "mlp", "input_shape": "big", "num_classes": 10},
+    "spec-float-shape": {"model": "mlp", "input_shape": [1, 28.5, 28], "num_classes": 10},
+    "spec-five-dims": {"model": "mlp", "input_shape": [1, 1, 1, 28, 28], "num_classes": 10},
+}
+
+
 def make_bad_files(tmp: Path, R: Path) -> None:
     """The broken files and folders the table points at."""
     for name, data in HOSTILE_CONFIGS.items():
         (tmp / name).write_bytes(data)
+    for name, spec in SPECS.items():
+        save_file({"w": torch.zeros(1)}, str(tmp / f"{name}.safetensors"), metadata={"spec": json.dumps(spec)})
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp / "bomb-folder" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp / "bomb-folder" / cls / f"{i}.png")
+    (tmp / "bomb-folder" / "a" / "bomb.png").write_bytes(png_header(20000, 20000))  # past PIL's own cap
+    shutil.copytree(tmp / "bomb-folder", tmp / "big-folder")
+    (tmp / "big-folder" / "a" / "bomb.png").write_bytes(png_header(8000, 6000))  # under PIL's, over ours
     model = build_model("mlp", input_shape=(1, 40, 40), num_classes=10)
     nan = tmp / "nan-teacher.safetensors"
     save_model(nan, model)
@@ -295,6 +329,18 @@ BAD = [  # (argv with {tmp} and {R}, what the line must say)
     (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/nan-teacher.safetensors"], "nan-teacher.safetensors is corrupt"),
     (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/spec-list.safetensors"], "not a hard_core"),
     (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/spec-short.safetensors"], "lacks input_shape"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/spec-huge.safetensors"], "holds 3,600,000,000 numbers"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/spec-negative.safetensors"], "positive sizes"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/spec-zero-classes.safetensors"], "num_classes must be"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/spec-text-shape.safetensors"], "positive sizes"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/spec-float-shape.safetensors"], "positive sizes"),
+    (["train", "--canvas", "40", "--out", "{tmp}/out", "--teacher", "{tmp}/spec-five-dims.safetensors"], "positive sizes"),
+    (["eval", "{tmp}/spec-huge.safetensors"], "holds 3,600,000,000 numbers"),
+    (["train", "--dataset", "folder", "--data-root", "{tmp}/bomb-folder", "--image-size", "8", "--loss", "ce",
+      "--steps", "2", "--out", "{tmp}/out"], "bomb.png is over 178,956,970 pixels, more than HARD_MAX_PIXELS"),
+    (["pretrain", "--dataset", "folder", "--data-root", "{tmp}/big-folder", "--image-size", "8", "--stream", "on",
+      "--batch-size", "4", "--steps", "2", "--out", "{tmp}/streamed"],  # read while training: its folder says so
+     "is 8000x6000 pixels, more than HARD_MAX_PIXELS"),
     (["train", "--out", "{tmp}/out", "--config", "{tmp}/missing.yaml"], "not found"),
     (["train", "--out", "{tmp}/out", "--config", "{tmp}/bad.yaml"], "line 3"),
     (["train", "--out", "{tmp}/out", "--config", "{tmp}/list.yaml"], "mapping"),

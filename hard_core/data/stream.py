@@ -15,6 +15,7 @@ training device, in the loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -102,11 +103,32 @@ class FileSplit(torch.utils.data.Dataset):
         return FileSplit([self.files[i] for i in keep.tolist()], self.y[keep], self.size, self.canvas, self.device)
 
 
+MAX_PIXELS = int(os.environ.get("HARD_MAX_PIXELS", 1 << 25))  # per image file (33.5M: 5792 x 5792, 100 MB decoded)
+
+
+def check_pixels(path: Path) -> None:
+    """Refuse an image whose header announces more than MAX_PIXELS, before anything is decoded: a 48 KB PNG
+    can hold 20000 x 20000 pixels (1.2 GB decoded). PIL reads only the header here."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            size = "{}x{} pixels".format(*im.size) if im.size[0] * im.size[1] > MAX_PIXELS else None
+    except Image.DecompressionBombError:  # PIL's own cap (2 x Image.MAX_IMAGE_PIXELS), above ours
+        size = f"over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels"
+    except (UnidentifiedImageError, OSError, ValueError):
+        return  # not an image PIL knows: the decoder below says what is wrong with it
+    if size is not None:
+        raise UserError(f"image {path} is {size}, more than HARD_MAX_PIXELS={MAX_PIXELS:,}: shrink it, or raise "
+                        "the limit in the environment")
+
+
 def read_image(path: Path, size: int, canvas: int | None = None) -> Tensor:
     """uint8 3 x size x size (centred on a black canvas x canvas), decoded and resized by torchvision."""
     from torchvision.io import ImageReadMode, decode_image
     from torchvision.transforms.v2 import functional as TF
 
+    check_pixels(path)
     try:
         img = decode_image(str(path), mode=ImageReadMode.RGB)
     except (RuntimeError, OSError, ValueError) as e:

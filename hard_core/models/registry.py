@@ -6,6 +6,7 @@ are built, checkpointed and rebuilt exactly like the built-in ones.
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import UserError
+from ..errors import UserError, quote
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -112,6 +113,25 @@ class Classifier(nn.Module):
         return out.logits if hasattr(out, "logits") else out[0]
 
 
+MAX_INPUT = 1 << 26  # numbers in one input (C x H x W): 64M, e.g. 3 x 4729 x 4729; a spec asking more is refused
+MAX_CLASSES = 1 << 20
+
+
+def check_dims(input_shape, num_classes, name: str) -> tuple[int, ...]:
+    """A model's input shape and class count, checked before anything is allocated: a spec (from a file
+    anyone can write) of [1, 60000, 60000] would ask for terabytes, a negative size for a RuntimeError."""
+    shape = list(input_shape) if isinstance(input_shape, (list, tuple)) else None
+    if not shape or len(shape) > 4 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape):
+        raise UserError(f"model '{name}': input_shape must be 1 to 4 positive sizes, e.g. [1, 28, 28] "
+                        f"(got {quote(input_shape)})")
+    if math.prod(shape) > MAX_INPUT:
+        raise UserError(f"model '{name}': input_shape {shape} holds {math.prod(shape):,} numbers per image, more "
+                        f"than {MAX_INPUT:,}")
+    if not (isinstance(num_classes, int) and not isinstance(num_classes, bool) and 1 <= num_classes <= MAX_CLASSES):
+        raise UserError(f"model '{name}': num_classes must be 1 to {MAX_CLASSES:,} (got {quote(num_classes)})")
+    return tuple(shape)
+
+
 def build_model(name: str, *, input_shape, num_classes: int, mean=None, std=None, size=None,
                 args: dict | None = None) -> Classifier:
     """Build a registered model (or `source:architecture`); `mean`/`std` default to 0.5 per channel. `size`
@@ -121,7 +141,7 @@ def build_model(name: str, *, input_shape, num_classes: int, mean=None, std=None
     key = source + ":" if arch else name
     if key not in _MODELS:
         raise UserError(f"unknown model '{name}'; choose from: {', '.join(list_models())}")
-    input_shape = tuple(int(s) for s in input_shape)
+    input_shape = check_dims(input_shape, num_classes, name)
     args = dict(args or {})
     try:
         body = _MODELS[key](arch, input_shape, num_classes, **args) if arch else \
