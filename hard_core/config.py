@@ -146,7 +146,7 @@ class RunConfig(BaseModel):
 # what a plain-KD twin takes from RunConfig's defaults instead of the run's own values: no augmentation
 PLAIN = ("augment", "views", "max_shift", "pick_criterion", "pick_rounds", "hard", "hard_schedule", "hard_spread",
          "hard_candidates", "hard_lambda", "hard_lr", "hard_every", "hard_share", "affine", "hard_image_input", "vae")
-UNLEARNED = ("threads", "log", "compile")  # fields that do not change what a run learns
+UNLEARNED = ("device", "threads", "log", "compile")  # where and how a run trains and logs, not what it learns
 
 
 def twin_config(cfg: RunConfig) -> RunConfig | None:
@@ -156,12 +156,19 @@ def twin_config(cfg: RunConfig) -> RunConfig | None:
     if cfg.kind != "train" or cfg.loss != "kd" or not cfg.teacher:
         return None
     twin = RunConfig(**{**cfg.model_dump(), **{name: RunConfig.model_fields[name].default for name in PLAIN}})
-    return None if same_run(twin.model_dump(mode="json"), cfg.model_dump(mode="json")) else twin
+    return None if same_run(twin, cfg) else twin
 
 
-def same_run(a: dict, b: dict) -> bool:
-    """Whether two configs (JSON dicts) train the same run: equal but for the fields in UNLEARNED."""
-    return {k: v for k, v in a.items() if k not in UNLEARNED} == {k: v for k, v in b.items() if k not in UNLEARNED}
+def same_run(a: "RunConfig | dict", b: "RunConfig | dict") -> bool:
+    """Whether two configs (RunConfigs or their JSON dicts) train the same run: equal but for the fields in
+    UNLEARNED, and for the HARD options of runs without an augmentor, which never read them (so a new
+    augmentor default keeps plain-KD runs and matrix cells)."""
+    def key(c) -> dict:
+        d = c.model_dump(mode="json") if isinstance(c, RunConfig) else dict(c)
+        drop = set(UNLEARNED) | ({k for k in d if k.startswith("hard_")} if d.get("hard") in (None, "none") else set())
+        return {k: v for k, v in d.items() if k not in drop}
+
+    return key(a) == key(b)
 
 
 KNOBS = ("lr", "temperature", "alpha", "hard_lambda")  # the fields a run takes new values of while it trains

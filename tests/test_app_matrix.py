@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from hard_core.runs.matrix import MACHINE, build_config, cell_config, summarise
+from hard_core.config import UNLEARNED
+from hard_core.runs.matrix import build_config, cell_config, summarise
 
 ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 from lab import matrix as lab_matrix
@@ -101,7 +102,7 @@ def open_cell_run(at: AppTest, matrix: dict) -> str:
     sent = json.loads((runs.run_path(run_id) / "request.json").read_text())
     assert sent == lab_matrix.live_config(matrix, "shift", "hard-affine").model_dump(mode="json")
     cell = cell_config(matrix, "shift", "hard-affine").model_dump(mode="json")
-    watch = set(lab_matrix.LIVE) | set(MACHINE)  # only how often it reports, and on which device
+    watch = set(lab_matrix.LIVE) | set(UNLEARNED)  # only how often it reports, and where and how it trains
     assert {k: v for k, v in sent.items() if k not in watch} == {k: v for k, v in cell.items() if k not in watch}
     assert sent["hard"] == "affine" and sent["suites"] == "shift:6" and sent["steps"] == 30
     assert runs.can_control(run_id, at.session_state["owner_key"]) and "key" not in at.query_params  # its controls

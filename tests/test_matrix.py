@@ -137,7 +137,7 @@ def test_the_engine_imports_no_lab_libraries():
 
 def test_kd_cells_survive_a_change_of_hard_defaults_and_hard_cells_do_not():
     from hard_core.config import RunConfig
-    from hard_core.runs.matrix import same_run
+    from hard_core.config import same_run
 
     kd = dict(dataset="mnist5k", canvas=40, teacher="default", steps=600)
     assert same_run(RunConfig(**kd, hard_lr=1e-2), RunConfig(**kd, hard_lr=3e-2, threads=1))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from hard_core.config import RunConfig
-from hard_core.runs.matrix import MACHINE, cell, cell_config, load_matrix
+from hard_core.config import UNLEARNED, RunConfig
+from hard_core.runs.matrix import cell, cell_config, load_matrix
 from hard_core.worlds import get_world
 
 from . import runs
@@ -107,4 +107,4 @@ def live_config(matrix: dict, world: str, method: str, seed: int = 0) -> RunConf
     """The cell's run as the Live page trains it: the same config (data, teacher, student, method, steps,
     seed, suites) with the Live page's evaluation and snapshot cadence, on this machine's device."""
     cfg = cell_config(matrix, world, method, seed)
-    return RunConfig(**{**cfg.model_dump(), **LIVE, **{k: RunConfig.model_fields[k].default for k in MACHINE}})
+    return RunConfig(**{**cfg.model_dump(), **LIVE, **{k: RunConfig.model_fields[k].default for k in UNLEARNED}})

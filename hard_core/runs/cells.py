@@ -16,10 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from ..config import RunConfig
+from ..config import RunConfig, same_run
 from ..errors import UserError
 from .execute import run_to_dir
-from .matrix import same_run
 from .models import run_config
 from .reader import read_json
 from .store import hold_lock
@@ -55,8 +54,8 @@ def hold_folder(out: Path, on_wait: Callable[[str], None] | None = None):
 
 
 def reusable(run_dir: Path, cfg: RunConfig) -> bool:
-    """Whether `run_dir` already holds the finished run of exactly `cfg` (`matrix.same_run`: device and threads
-    may differ). A finished run of another config is refused (its numbers would be reported as this config's);
+    """Whether `run_dir` already holds the finished run of exactly `cfg` (`config.same_run`: where and how it
+    trains may differ). A finished run of another config is refused (its numbers would be reported as this config's);
     an unfinished one is trained afresh; a folder that is not a run directory is refused."""
     if not run_dir.exists():
         return False

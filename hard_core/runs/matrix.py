@@ -24,7 +24,6 @@ from ..worlds import get_world, method_config
 from .reader import final_metrics
 
 BOOKKEEPING = ("eval_every", "probe_every", "snapshot_every", "checkpoint_every")  # once, at the end
-MACHINE = ("device", "threads")  # where a run trains, not what it learns: a reused run may differ in these
 LEGEND = ("Cells: OOD accuracy / in-domain accuracy (gap closed), in %, mean over {seeds} seed(s) of {steps} "
           "steps. Gap closed = (method - KD) / (oracle - KD) on the OOD accuracy: 0 is plain KD, 1 the oracle "
           "(KD with the nuisance as augmentation); n/a where KD or the oracle is missing or they are equal.")
@@ -51,17 +50,6 @@ def world_suites(cfg: RunConfig) -> str:
     from ..train.setup import dataset_for, suite_spec  # the trainer's own defaults (loads the data, cached)
 
     return f"{w.suite}:{suite_spec(cfg, dataset_for(cfg))[w.suite]:g}"
-
-
-def same_run(a: RunConfig, b: RunConfig) -> bool:
-    """Whether two configs train the same run. They may differ in device and threads, and runs without a
-    HARD augmentor in the HARD options they never read (so a new augmentor default keeps KD cells)."""
-    hard_options = {f for f in RunConfig.model_fields if f.startswith("hard_")}
-
-    def key(c: RunConfig) -> dict:
-        return c.model_dump(exclude=set(MACHINE) | (hard_options if c.hard == "none" else set()))
-
-    return key(a) == key(b)
 
 
 def cell_dir(world: str, method: str, seed: int) -> str:
