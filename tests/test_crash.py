@@ -341,6 +341,19 @@ BAD = [  # (argv with {tmp} and {R}, what the line must say)
     (["pretrain", "--dataset", "folder", "--data-root", "{tmp}/big-folder", "--image-size", "8", "--stream", "on",
       "--batch-size", "4", "--steps", "2", "--out", "{tmp}/streamed"],  # read while training: its folder says so
      "is 8000x6000 pixels, more than HARD_MAX_PIXELS"),
+    (["ENV:RANK=abc", "train", *KD], "RANK='abc' is not a whole number"),
+    (["ENV:WORLD_SIZE=two", "train", *KD], "WORLD_SIZE='two' is not a whole number"),
+    (["ENV:WORLD_SIZE=0", "train", *KD], "torchrun's environment is inconsistent"),
+    (["ENV:RANK=5", "ENV:WORLD_SIZE=2", "train", *KD], "RANK=5, WORLD_SIZE=2"),
+    (["ENV:LOCAL_RANK=-1", "train", *KD], "LOCAL_RANK=-1"),
+    (["ENV:RANK=0", "ENV:WORLD_SIZE=2", "ENV:MASTER_PORT=99999", "train", *KD], "MASTER_PORT='99999' is not a port"),
+    (["ENV:RANK=0", "ENV:WORLD_SIZE=2", "ENV:MASTER_PORT=http", "train", *KD], "MASTER_PORT='http' is not a whole"),
+    (["ENV:RANK=" + "9" * 5000, "train", *KD], "is not a whole number"),
+    (["ENV:RANK=abc", "pretrain", "--steps", "2", "--out", "{tmp}/out"], "RANK='abc'"),
+    (["train", *KD, "--hard", "affine", "--affine", "translate:nan"], "must be a positive finite number"),
+    (["train", *KD, "--hard", "affine", "--affine", "translate:inf"], "must be a positive finite number"),
+    (["train", *KD, "--hard", "affine", "--affine", "rotate:1e400"], "must be a positive finite number"),
+    (["train", *KD, "--hard", "affine", "--affine", "rotate:-5"], "must be a positive finite number"),
     (["train", "--out", "{tmp}/out", "--config", "{tmp}/missing.yaml"], "not found"),
     (["train", "--out", "{tmp}/out", "--config", "{tmp}/bad.yaml"], "line 3"),
     (["train", "--out", "{tmp}/out", "--config", "{tmp}/list.yaml"], "mapping"),
@@ -386,14 +399,25 @@ BAD = [  # (argv with {tmp} and {R}, what the line must say)
     (["bench", "--rounds", "0"], "--rounds must be at least 1"),
     (["bench", "--hard-every", "0"], "--hard-every must be at least 1"),
     (["bench", "--variants", "nope"], "unknown variant"),
+    (["eval", "{R}", "--canvas", "5000"], "--canvas: Input should be less than or equal to 256"),
+    (["eval", "{R}", "--image-size", "0"], "--image-size"),
+    (["eval", "{R}", "--suites", "bogus:3"], "unknown suite 'bogus'"),
+    (["bench", "--batch-size", "0"], "--batch-size: Input should be greater than 0"),
+    (["bench", "--canvas", "5000"], "--canvas: Input should be less than or equal to 256"),
+    (["compare", "{tmp}/missing"], "not a run directory"),
+    (["compare", "{tmp}/bad-config"], "has not been evaluated yet"),
     (["nonsense"], "invalid choice"),
 ]
 
 
 @pytest.mark.parametrize("argv,says", BAD, ids=[" ".join(a)[:60] for a, _ in BAD])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, says, finished_hard_run, tmp_path, capsys):
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, says, finished_hard_run, tmp_path, capsys,
+                                                          monkeypatch):
     make_bad_files(tmp_path, finished_hard_run)
     before = fingerprint(finished_hard_run)
+    for env in [a[4:] for a in argv if a.startswith("ENV:")]:  # a row's environment (torchrun's variables)
+        monkeypatch.setenv(*env.split("=", 1))
+    argv = [a for a in argv if not a.startswith("ENV:")]
     assert exit_code([a.format(tmp=tmp_path, R=finished_hard_run) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     lines = [line for line in err if not line.startswith("[")]  # progress lines of a run that got going
@@ -402,3 +426,12 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, says, finished_h
     assert not (tmp_path / "out").exists()  # a refused command leaves no run folder to block the corrected one
     assert "Traceback" not in "\n".join(err)
     assert fingerprint(finished_hard_run) == before
+
+
+def test_compare_of_two_runs_with_one_folder_name_shows_both(finished_hard_run, tmp_path, capsys):
+    for parent in ("a", "b"):
+        shutil.copytree(finished_hard_run, tmp_path / parent / "R")
+    assert main(["compare", str(tmp_path / "a" / "R"), str(tmp_path / "b" / "R"), "--json"]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)) == [str(tmp_path / "a" / "R"), str(tmp_path / "b" / "R")]
+    assert main(["compare", str(tmp_path / "a" / "R"), str(finished_hard_run), "--json"]) == 0  # unique: names
+    assert len(json.loads(capsys.readouterr().out)) == 2

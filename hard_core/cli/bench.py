@@ -27,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..config import RunConfig
+from ..config import RunConfig, validate
 from ..errors import UserError
 from ..data.stream import EpochSampler
 from ..train.distributed import is_lead
@@ -76,9 +76,9 @@ def run(args) -> int:
     for name in names:
         if name not in VARIANTS:
             raise UserError(f"unknown variant '{name}'; choose from: {', '.join(VARIANTS)}")
-        cfg = RunConfig(dataset=args.dataset, canvas=args.canvas, teacher=args.teacher, student=args.student,
-                        batch_size=args.batch_size, device=args.device, suites="none", steps=10**6,
-                        hard_every=args.hard_every, **VARIANTS[name])
+        cfg = validate(RunConfig, dict(dataset=args.dataset, canvas=args.canvas, teacher=args.teacher,  # as train
+                                       student=args.student, batch_size=args.batch_size, device=args.device,
+                                       suites="none", steps=10**6, hard_every=args.hard_every, **VARIANTS[name]))
         sessions[name] = build_session(cfg)
     any_s = next(iter(sessions.values()))
     sampler = EpochSampler(len(any_s.train), args.batch_size, 0, any_s.device)

@@ -27,17 +27,24 @@ def add_parser(sub, name: str) -> None:
                    "accuracy on SUITE (e.g. shift)")
 
 
+def labels(run_dirs: list[Path]) -> list[str]:
+    """Each run's folder name, or its path as given where two share a name (a/R and b/R are two rows)."""
+    names = [d.name for d in run_dirs]
+    return [d.name if names.count(d.name) == 1 else str(d) for d in run_dirs]
+
+
 def run(args) -> int:
     rows = {}
-    for run_dir in map(Path, args.runs):
+    run_dirs = list(map(Path, args.runs))
+    for label, run_dir in zip(labels(run_dirs), run_dirs):
         if not (run_dir / "events.jsonl").is_file():
             raise UserError(f"{run_dir} is not a run directory (no events.jsonl)")
         metrics = final_metrics(run_dir)
         if not metrics["student"]:
             raise UserError(f"{run_dir} has not been evaluated yet")
-        rows[run_dir.name] = metrics
+        rows[label] = metrics
     if args.reach:
-        return _reach(list(map(Path, args.runs)), rows, args.reach)
+        return _reach(run_dirs, rows, args.reach)
     if args.json:
         print(json.dumps({name: {"step": m["step"], "acc": m["student"]} for name, m in rows.items()}))
         return 0
@@ -59,13 +66,13 @@ def _pct(acc: float | None) -> str:
 
 
 def _reach(run_dirs: list[Path], rows: dict, suite: str) -> int:
-    first = rows[run_dirs[0].name]
+    first = rows[labels(run_dirs)[0]]
     if suite not in first["student"]:
         raise UserError(f"{run_dirs[0]} was not evaluated on suite '{suite}'")
     target = first["student"][suite]
-    print(f"steps to reach {_pct(target)}% on {suite} (the final accuracy of {run_dirs[0].name}, step {first['step']}):")
-    for run_dir in run_dirs:
+    print(f"steps to reach {_pct(target)}% on {suite} (the final accuracy of {labels(run_dirs)[0]}, step {first['step']}):")
+    for name, run_dir in zip(labels(run_dirs), run_dirs):
         evals = [e for e in RunReader(run_dir).poll() if e.get("kind") == "eval" and e["model"] == "student"]
         step = next((e["step"] for e in evals if e["acc"].get(suite, -1.0) >= target), None)
-        print(f"  {run_dir.name}: " + (f"step {step}" if step else f"not reached in {first['step']} steps"))
+        print(f"  {name}: " + (f"step {step}" if step else f"not reached in {first['step']} steps"))
     return 0

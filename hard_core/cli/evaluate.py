@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import RunConfig
+from ..config import RunConfig, validate
 from ..errors import UserError
 from ..runs import load_student, run_config
 from ..runs.reader import checkpoint_step
@@ -34,7 +34,7 @@ def run(args) -> int:
     saved = run_config(path).model_dump() if path.is_dir() else {}
     options = {k: saved[k] for k in INHERITED if k in saved}
     options.update({k: getattr(args, k) for k in INHERITED if getattr(args, k) is not None})
-    cfg = RunConfig(**options)
+    cfg = validate(RunConfig, options)  # the flags' bounds, as train's: one line, not a traceback
     device = pick_device(args.device or "auto")
     model = load_student(path, device=str(device))
     dataset = dataset_for(cfg)

@@ -53,8 +53,8 @@ def parse_dof(text: str, input_shape) -> dict[str, float]:
             bound = float(value) if value else DEFAULT_BOUNDS[name] * (size if name == "translate" else 1)
         except ValueError:
             raise UserError(f"--affine {part}: '{value}' is not a number") from None
-        if bound <= 0:
-            raise UserError(f"--affine {part}: the bound must be positive")
+        if not math.isfinite(bound) or bound <= 0:  # nan passed `<= 0` and was later "loss became nan"
+            raise UserError(f"--affine {part}: the bound must be a positive finite number")
         dof[name] = bound
     if not dof:
         raise UserError("--affine needs at least one degree of freedom, e.g. 'translate'")
