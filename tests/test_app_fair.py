@@ -103,3 +103,14 @@ def test_a_new_runs_settings_travel_in_the_address(lab_runs):
     assert not any("key" in k for k in at.query_params)
     bad = app(steps="many")
     assert bad.warning and "steps" in bad.warning[0].value and not bad.exception
+
+
+def test_open_a_run_shows_it_with_its_settings(lab_runs):
+    thickness = RunConfig(dataset="mnist5k", canvas=40, teacher="default", world="thickness", hard="vae", steps=200)
+    write_run(lab_runs, "20261206-100000-dddd", thickness, "finished", {200: 0.7})
+    at = app()
+    at.sidebar.selectbox(key="open_run").set_value("20261206-100000-dddd").run()
+    assert at.query_params["run"] == "20261206-100000-dddd" and not at.exception
+    assert (at.sidebar.selectbox(key="f_world").value, at.sidebar.selectbox(key="f_hard").value) == ("thickness",
+                                                                                                    "vae")
+    assert at.sidebar.selectbox(key="open_run").value is None  # ready to open another

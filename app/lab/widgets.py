@@ -15,6 +15,7 @@ from hard_core.config import FAMILY_LAMBDA, UNLEARNED, RunConfig
 from hard_core.worlds import WORLDS
 
 from . import figures, runs, teachers
+from .markdown import md
 from .explore import DATASETS, dataset  # label -> (dataset, canvas): the same choices on every page
 
 STUDENTS = ["mlp", "small-cnn", "cnn"]
@@ -169,6 +170,15 @@ def fill_form(run_id: str | None, cfg: dict) -> None:
         st.session_state["form_of"] = run_id
 
 
+def show_run(run_id: str) -> None:
+    """Show run `run_id`: its id in the address and the session (a new run's settings leave the address)."""
+    st.session_state["live_run"] = run_id
+    for k in URL_FIELDS:
+        if k in st.query_params:
+            del st.query_params[k]
+    st.query_params["run"] = run_id
+
+
 def leave_run() -> None:
     """Show no run: the page shows the form's new run (a preset, a link with settings, "New run")."""
     st.session_state["live_run"] = ""
@@ -189,8 +199,9 @@ def apply_url() -> bool:
             cfg = RunConfig(**{**LAB_DEFAULTS, **{k: None if v == "" else v for k, v in given.items()}})
         except ValidationError as e:
             problem = e.errors()[0]
-            st.warning(f"The address's run settings are not valid ({problem['loc'][0] if problem['loc'] else ''}: "
-                       f"{problem['msg']}); the form keeps its own.", icon=":material/warning:")
+            where = problem["loc"][0] if problem["loc"] else ""  # a link anyone can craft: escaped
+            st.warning(f"The address's run settings are not valid ({md(where)}: {md(problem['msg'])}); the form "
+                       "keeps its own.", icon=":material/warning:")
             return True
         st.session_state.update(form_values(cfg.model_dump(mode="json")))
         leave_run()
@@ -232,7 +243,7 @@ def run_form(base: dict | None = None) -> RunConfig | None:
     values["teacher"], teacher_error = teacher_field(values["dataset"], values["canvas"], values["world"])
     slots["teacher"] = st.empty()
     if teacher_error:
-        slots["teacher"].error(teacher_error, icon=":material/error:")
+        slots["teacher"].error(md(teacher_error), icon=":material/error:")  # it quotes the typed reference
     field("student", st.selectbox("Student", STUDENTS, key="f_student"))
     field("augment", st.selectbox("Standard augmentation", list(AUGMENTATIONS), key="f_augment",
                                   help="applied before the HARD augmentor; cutmixpick keeps the candidates "
@@ -264,11 +275,11 @@ def run_form(base: dict | None = None) -> RunConfig | None:
     except ValidationError as e:
         for err in e.errors():
             name = str(err["loc"][0]) if err["loc"] else "steps"
-            slots.get(name, st.empty()).error(err["msg"].replace("Input should be", "must be"), icon=":material/error:")
+            slots.get(name, st.empty()).error(md(err["msg"].replace("Input should be", "must be")), icon=":material/error:")
         return None
     problems = lab_limits(cfg, label)
     for name, message in problems.items():
-        slots[name].error(message, icon=":material/error:")
+        slots[name].error(md(message), icon=":material/error:")
     return None if problems else cfg
 
 
@@ -288,7 +299,7 @@ def teacher_field(dataset: str, canvas: int | None, world: str) -> tuple[str, st
     with st.spinner("Loading the teacher to check it…", show_time=False):
         checked = teachers.check(ref, dataset, canvas, world)
     if checked.error is None and choice == teachers.OWN:
-        st.caption(f"Teacher: {checked.description}")
+        st.caption(f"Teacher: {md(checked.description)}")
     return ref, checked.error
 
 

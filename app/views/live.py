@@ -12,10 +12,11 @@ import streamlit as st
 from hard_core.errors import UserError
 from hard_core.runs import RunReader, read_control
 from lab import augmentor, figures, headline, images, runs, stories, teachers
+from lab.markdown import md
 from lab.live import RunView, eta_text, run_text, saved_config, world_text
 from lab.scheduler import LIVE, server_priority
-from lab.widgets import (LAB_LIMITS, URL_FIELDS, apply_preset, apply_url, chart, current_run, differences, fill_form,
-                         invariance_view, leave_run, owner_key, run_form, settings_to_url, unseen)
+from lab.widgets import (LAB_LIMITS, apply_preset, apply_url, chart, current_run, differences, fill_form,
+                         invariance_view, leave_run, owner_key, run_form, settings_to_url, show_run, unseen)
 
 key = owner_key()
 st.title("Live training")
@@ -36,10 +37,7 @@ def open_run() -> None:
     """"Open a run" chose one: show it (the form then shows its settings)."""
     opened = st.session_state.get("open_run")
     if opened:
-        st.session_state["live_run"] = st.query_params["run"] = opened
-        for k in URL_FIELDS:
-            if k in st.query_params:
-                del st.query_params[k]
+        show_run(opened)
     st.session_state["open_run"] = None
 
 
@@ -54,11 +52,8 @@ with st.sidebar:
                           "a finished identical twin is reused, a new one trains beside it")
     if start.button("Start", type="primary", disabled=cfg is None, use_container_width=True):
         new = runs.submit(cfg, key, twin=twin)
-        st.session_state["live_run"] = st.session_state["form_of"] = new
-        for k in URL_FIELDS:
-            if k in st.query_params:
-                del st.query_params[k]
-        st.query_params["run"] = new
+        show_run(new)
+        st.session_state["form_of"] = new  # the form already shows its settings
         st.rerun()
     if cfg is not None and shown:
         differ, hidden = differences(cfg, shown), unseen(cfg)
@@ -89,7 +84,7 @@ if not run_id:
 if not run_dir.is_dir():
     st.error(f"No run '{run_id}' in {runs.root()}.")
     st.stop()
-st.caption(f"Run `{run_id}` · {run_text(shown)}")
+st.caption(f"Run `{run_id}` · {md(run_text(shown))}")  # run ids match scheduler.ID: no backtick
 
 mine = runs.can_control(run_id, key)
 state = runs.state(run_id)
@@ -114,14 +109,14 @@ if steering:  # a run that has ended has nothing to steer: no controls
                     runs.set_knobs(run_id, hard_lambda=lam, temperature=temperature, lr=lr)
                     st.toast("Sent: the run applies it at its next step")
                 except UserError as e:
-                    st.error(str(e))
+                    st.error(md(e))
 elif not mine:
     world = world_text(run_dir)
     st.caption(f"Watching run `{run_id}` read-only: it belongs to another session or was started from the CLI"
-               + (f" · {world}" if world else "") + ".")
+               + (f" · {md(world)}" if world else "") + ".")
 teacher_text = teachers.describe(shown)
 if teacher_text:
-    st.caption(f"Teacher: {teacher_text}")
+    st.caption(f"Teacher: {md(teacher_text)}")
 
 
 def numbers(view: RunView, twin: RunView | None) -> None:
@@ -137,9 +132,9 @@ def numbers(view: RunView, twin: RunView | None) -> None:
                 f"{runs.scheduler().max_running} at a time)")
     message = status.get("message") if status.get("state") == state else None  # not the reader's "died" guess
     st.progress(min(step / total, 1.0), text=f"**{state}** · step {step}/{total} · {eta_text(status)}"
-                + (f" · {message}" if message else ""))
+                + (f" · {md(message)}" if message else ""))
     if state in ("failed", "died"):
-        st.error(status.get("message") or "the run stopped unexpectedly; its checkpoint is kept")
+        st.error(md(status.get("message") or "the run stopped unexpectedly; its checkpoint is kept"))
 
 
 def pictures(view: RunView, twin: RunView | None) -> None:
