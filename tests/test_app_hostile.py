@@ -123,3 +123,20 @@ def test_the_scheduler_starts_a_queued_run_beside_broken_ones(lab_runs, runs_roo
     assert lab.scheduler().queue() == []
     listed = [r["id"] for r in lab.list_all()]
     assert run_id in listed and "binary-events" in listed and "lab-wrong-types" in listed
+
+
+def test_markdown_from_run_files_is_shown_as_text(hostile_lab):
+    """A config's teacher and a status message written as Markdown (a remote image, a link) reach the Live
+    page as literal characters: nobody's browser fetches the image."""
+    d = hostile_lab / "markdown-run"
+    if not d.exists():
+        shutil.copytree(hostile_lab / GOOD[0], d)
+        saved = json.loads((d / "config.json").read_text())
+        saved["config"]["teacher"] = "![x](http://attacker.example/x.png)"
+        (d / "config.json").write_text(json.dumps(saved))
+        (d / "status.json").write_text(json.dumps({"state": "failed", "step": 20, "total_steps": 20,
+                                                   "message": "**bold** [link](http://attacker.example)"}))
+    at = page("live", run="markdown-run")
+    shown = " ".join(str(e.value) for e in [*at.caption, *at.error])
+    assert "](http" not in shown.replace("\\](http", "")  # every link and image is escaped
+    assert "!\\[x\\](http://attacker" in shown and "\\*\\*bold\\*\\*" in shown

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from hard_core.config import RunConfig
 from hard_core.runs import run_to_dir
+from lab.markdown import md
 
 ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 
@@ -72,7 +73,7 @@ def test_a_bad_teacher_path_is_one_line_under_the_field_and_start_is_off(lab_run
 def test_a_timm_hub_folder_is_accepted_and_described(lab_runs, hub):
     at = own_teacher(app(), str(hub))
     assert not at.exception and not at.sidebar.error
-    assert f"Teacher: timm test_resnet (32x32 input) from {hub}" in [c.value for c in at.sidebar.caption]
+    assert "Teacher: " + md(f"timm test_resnet (32x32 input) from {hub}") in [c.value for c in at.sidebar.caption]
     assert not start(at).disabled
     at.sidebar.toggle(key="f_twin").set_value(False)
     at.sidebar.number_input(key="f_steps").set_value(20)
@@ -90,7 +91,7 @@ def test_the_live_page_names_a_runs_timm_teacher(lab_runs, hub):
     at = app(run="cli-timm")
     assert not at.exception, [e.value for e in at.exception]
     captions = [c.value for c in at.caption]
-    assert f"Teacher: timm test_resnet (32x32 input) from {hub}" in captions, captions
+    assert "Teacher: " + md(f"timm test_resnet (32x32 input) from {hub}") in captions, captions  # as text
     metrics = {m.label: m for m in at.metric}
     assert metrics["teacher · shift"].value.endswith("%") and metrics["HARD student · shift"].value.endswith("%")
     assert "timm test_resnet" in metrics["teacher · shift"].proto.help

@@ -275,11 +275,11 @@ def run_form(base: dict | None = None) -> RunConfig | None:
     except ValidationError as e:
         for err in e.errors():
             name = str(err["loc"][0]) if err["loc"] else "steps"
-            slots.get(name, st.empty()).error(md(err["msg"].replace("Input should be", "must be")), icon=":material/error:")
+            slots.get(name, st.empty()).error(err["msg"].replace("Input should be", "must be"), icon=":material/error:")
         return None
     problems = lab_limits(cfg, label)
     for name, message in problems.items():
-        slots[name].error(md(message), icon=":material/error:")
+        slots[name].error(message, icon=":material/error:")
     return None if problems else cfg
 
 
