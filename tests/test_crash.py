@@ -101,6 +101,7 @@ def test_sigkill_at_random_moments_then_the_readme_resume_ends_bit_identical(tmp
     assert final(ref) == final(run)
     resumed_at = [r["step"] for r in json.loads((run / "config.json").read_text())["resumes"]]
     assert resumed_at and all(step % 5 == 0 for step in resumed_at)  # each from a whole checkpoint
+    assert not list(run.glob(".*.tmp")) and not list(run.glob("snapshots/.*.tmp"))  # the kills' halves: removed
 
 
 @pytest.mark.slow
@@ -435,3 +436,18 @@ def test_compare_of_two_runs_with_one_folder_name_shows_both(finished_hard_run, 
     assert sorted(json.loads(capsys.readouterr().out)) == [str(tmp_path / "a" / "R"), str(tmp_path / "b" / "R")]
     assert main(["compare", str(tmp_path / "a" / "R"), str(finished_hard_run), "--json"]) == 0  # unique: names
     assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+def test_temp_files_of_a_killed_checkpoint_write_are_removed_at_the_next_start(finished_hard_run, tmp_path):
+    run = tmp_path / "R"
+    shutil.copytree(finished_hard_run, run)
+    left = [run / ".checkpoint.safetensors.k1ll3d.tmp", run / "snapshots" / ".000020.safetensors.x.tmp"]
+    for tmp in left:
+        tmp.write_bytes(b"\0" * 1000)  # what SIGKILL inside atomic_write leaves
+    keep = run / "notes.tmp"  # not atomic_write's: left alone
+    keep.write_text("mine")
+    from hard_core.runs.store import RunWriter
+
+    cfg = RunConfig(**json.loads((run / "config.json").read_text())["config"])
+    RunWriter(run, cfg, resume=True).close()  # what `train --out R --resume` starts with, once it holds the lock
+    assert not any(t.exists() for t in left) and keep.exists()

@@ -69,6 +69,7 @@ class RunWriter:
         except OSError as e:
             raise UserError(f"cannot write the run directory {self.dir}: {e.strerror or e}") from None
         events, checkpoint = self.dir / "events.jsonl", self.dir / CHECKPOINT
+        remove_temp_files(self.dir)  # a killed process's half-written files; we hold the lock: none is live
         if resume and not checkpoint.is_file():
             self._lock.close()
             raise UserError(f"cannot resume: {self.dir} holds no checkpoint")
@@ -205,6 +206,19 @@ def hold_lock(run_dir: Path):
     f.write(f"{os.getpid()}\n")
     f.flush()
     return f
+
+
+def remove_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temporary files `atomic_write` leaves when its process is killed mid-write (13 MB per
+    checkpoint): `.<name>.<random>.tmp` in the run folder and its snapshots/. Only the lock holder calls this."""
+    gone = []
+    for tmp in [*run_dir.glob(".*.tmp"), *run_dir.glob("snapshots/.*.tmp")]:
+        try:
+            tmp.unlink()
+            gone.append(tmp)
+        except OSError:
+            pass
+    return gone
 
 
 def _lines(path: Path) -> list[dict]:
