@@ -25,7 +25,7 @@ from .models import Classifier, build_model
 from .weights import check_finite, load_weights, read_safetensors, read_weights, refuse_pickle  # noqa: F401
 
 
-def atomic_write(path: Path, write, durable: bool = False) -> None:
+def atomic_write(path: Path, write, durable: bool = False, mode: int = 0o644) -> None:
     """Call `write(tmp_path)`, then rename the temporary file onto `path`: readers see the old file or the
     new one, never a mix. `durable` also flushes the file and the rename to disk (for checkpoints, so a
     power cut cannot leave a renamed but empty file)."""
@@ -35,7 +35,7 @@ def atomic_write(path: Path, write, durable: bool = False) -> None:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; readers may be other users (e.g. a dashboard)
+        os.chmod(tmp, mode)  # mkstemp makes 0600; readers may be other users (e.g. a dashboard); 0600 for keys
         if durable:
             _fsync(tmp)
         os.replace(tmp, path)
@@ -54,8 +54,8 @@ def _fsync(path) -> None:
         os.close(fd)
 
 
-def write_json(path: Path, data) -> None:
-    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+def write_json(path: Path, data, mode: int = 0o644) -> None:
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"), mode=mode)
 
 
 def save_model(path: Path, model: nn.Module, extra: dict | None = None) -> None:

@@ -120,6 +120,7 @@ def test_the_scheduler_starts_a_queued_run_beside_broken_ones(lab_runs, runs_roo
     run_id = lab.submit(RunConfig(dataset="mnist5k", canvas=40, teacher="default", student="mlp", steps=5,
                                   threads=1), owner="me")  # submit ticks the lab's scheduler once
     assert status(lab_runs / run_id)["state"] in ("starting", "running", "finished")
+    assert (lab_runs / run_id / "lab.json").stat().st_mode & 0o777 == 0o600  # the owner key: the owner's only
     assert lab.scheduler().queue() == []
     listed = [r["id"] for r in lab.list_all()]
     assert run_id in listed and "binary-events" in listed and "lab-wrong-types" in listed

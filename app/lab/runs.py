@@ -29,7 +29,8 @@ from hard_core.errors import UserError
 from hard_core.runs import request
 from hard_core.runs.reader import read_json, typed_config
 
-from .scheduler import ACTIVE, HOST, LIVE, Scheduler, lab_file, read_dict, root, run_dirs, safe_path, set_status, status
+from .scheduler import (ACTIVE, HOST, LIVE, Scheduler, lab_file, root, run_dirs, safe_path, set_status, status,
+                        write_lab)
 
 __all__ = ["root", "run_path", "Scheduler", "scheduler", "shutdown", "submit", "twin_of",
            "queue_position", "state", "stop", "pause", "resume", "set_knobs", "owner", "can_control", "list_all",
@@ -94,8 +95,7 @@ def submit(cfg: RunConfig, owner: str, twin: bool = False) -> str:
     kd = twin_config(cfg) if twin else None
     if kd is not None:
         kd_id = find_twin(kd) or _submit(kd, owner, background=True)
-        lab = run_path(run_id) / "lab.json"
-        write_json(lab, {**(read_dict(lab) or {}), "twin": kd_id})
+        write_lab(run_path(run_id), {**(lab_file(run_path(run_id)) or {}), "twin": kd_id})
     scheduler().tick()
     return run_id
 
@@ -113,8 +113,8 @@ def _submit(cfg: RunConfig, owner: str, background: bool = False) -> str:
     write_json(d / "request.json", config)  # the whole config: the engine reproduces exactly cfg
     write_json(d / "status.json", {"state": "queued", "step": 0, "total_steps": cfg.steps, "message": "waiting "
                                    "for a free slot", "pid": None, "steps_per_s": None, "updated": now})
-    write_json(d / "lab.json", {"owner": owner, "created": now, "host": HOST, "config": config,
-                                **({"background": True} if background else {})})
+    write_lab(d, {"owner": owner, "created": now, "host": HOST, "config": config,
+                  **({"background": True} if background else {})})
     return run_id
 
 

@@ -71,6 +71,12 @@ LAB: Spec = {k: (check, False) for k, check in {  # lab.json, as the lab writes 
     "background": lambda v: isinstance(v, bool), "pid": is_int, "host": is_str, "started": is_num}.items()}
 
 
+def write_lab(d: Path, lab: dict) -> None:
+    """Write a run's lab.json readable by its owner only (mode 0600): it holds the owner key, and a copy of
+    the key in another browser's cookie would steer the run."""
+    write_json(d / "lab.json", lab, mode=0o600)
+
+
 def lab_file(d: Path) -> dict | None:
     """A run's lab.json with fields of the wrong type dropped; None when it is missing or not an object."""
     lab = read_dict(d / "lab.json")
@@ -254,7 +260,7 @@ class Scheduler:
             set_status(d, state="failed", message=f"could not start the engine: {e}")
             return False
         self._children[str(d)] = child
-        write_json(d / "lab.json", {**(lab_file(d) or {}), "pid": child.pid, "started": time.time()})
+        write_lab(d, {**(lab_file(d) or {}), "pid": child.pid, "started": time.time()})
         return True
 
     def _keep_spare(self) -> None:
