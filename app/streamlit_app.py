@@ -9,7 +9,9 @@ Streamlit-free helpers in app/lab/. Runs are engine processes writing run direct
 import streamlit as st
 import torch
 
+from hard_core.errors import UserError
 from lab import runs
+from lab.markdown import md
 from lab.scheduler import server_priority
 
 # The server draws small pictures; with torch's default of a thread per core its OpenMP threads spin on
@@ -29,7 +31,12 @@ PAGES = [
     st.Page("views/matrix.py", title="Matrix", icon=":material/grid_on:"),
     st.Page("views/learn.py", title="Learn", icon=":material/school:"),
 ]
-runs.scheduler()  # start the queue with the server: queued runs from before a restart resume
+try:
+    runs.scheduler()  # start the queue with the server: queued runs from before a restart resume
+    runs.root()
+except UserError as e:  # e.g. $HARD_LAB_RUNS names a file: one line on every page, not a traceback
+    st.error(md(e))
+    st.stop()
 server_priority()  # below the runs; the Live page raises it while it waits for a run's first images
 page = st.navigation(PAGES)
 if page is not PAGES[0]:

@@ -141,3 +141,17 @@ def test_markdown_from_run_files_is_shown_as_text(hostile_lab):
     shown = " ".join(str(e.value) for e in [*at.caption, *at.error])
     assert "](http" not in shown.replace("\\](http", "")  # every link and image is escaped
     assert "!\\[x\\](http://attacker" in shown and "\\*\\*bold\\*\\*" in shown
+
+
+def test_a_runs_folder_that_is_a_file_is_one_line_on_the_page(tmp_path, monkeypatch):
+    from lab import runs
+
+    (tmp_path / "runs").write_text("not a folder")
+    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path / "runs"))
+    runs.shutdown()
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    from lab.markdown import md
+
+    expected = md(f"the runs folder {tmp_path / 'runs'} ($HARD_LAB_RUNS) cannot be used: it is a file")
+    assert not at.exception and [e.value for e in at.error] == [expected]
+    runs.shutdown()

@@ -35,9 +35,14 @@ PRELOAD = "mnist5k:40"  # what the warm process loads ahead: the run form's defa
 
 
 def root() -> Path:
-    """The runs folder: $HARD_LAB_RUNS if set, else ./runs; created if missing."""
+    """The runs folder: $HARD_LAB_RUNS if set, else ./runs; created if missing; one UserError line if it is a
+    file or cannot be made."""
     path = Path(os.environ.get("HARD_LAB_RUNS") or "runs").resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"the runs folder {path} ($HARD_LAB_RUNS) cannot be used: "
+                        f"{'it is a file' if path.exists() else e.strerror or e}") from None
     return path
 
 
