@@ -190,3 +190,29 @@ def test_a_status_of_the_wrong_types_keeps_what_is_right(tmp_path):
     assert run_status(tmp_path)["state"] == "died"  # a pid no process can have is not alive (no OverflowError)
     (tmp_path / "status.json").write_bytes(b'{"state": "fin\xffished"}')
     assert run_status(tmp_path) == {}
+
+
+def test_a_resume_drops_event_lines_of_the_wrong_shape(tmp_path):
+    """Class 8: lines of the wrong shape in events.jsonl (where the failure handler itself once crashed)
+    are dropped by the resume's rewrite; the run continues and its history is whole."""
+    from hard_core.cli import main
+    from hard_core.config import RunConfig
+    from hard_core.runs import run_to_dir
+    from hard_core.train import Checkpoint
+
+    cfg = RunConfig(dataset="mnist5k", loss="ce", student="mlp", steps=6, checkpoint_every=2, eval_every=6,
+                    suites="none", batch_size=32, threads=1)
+
+    def crash_after_step_2(event):
+        if isinstance(event, Checkpoint) and event.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_to_dir(cfg, tmp_path / "R", on_event=crash_after_step_2)
+    with open(tmp_path / "R" / "events.jsonl", "ab") as f:
+        f.write(b'{"kind": "step", "step": "x", "loss": 1}\n{"kind": "eval", "step": 1, "model": "student"}\n'
+                b'{"kind": "status", "step": [1], "state": "running"}\n\xff\xfe\x00 binary\n[1, 2]\n')
+    assert main(["train", "--out", str(tmp_path / "R"), "--resume"]) == 0
+    lines = (tmp_path / "R" / "events.jsonl").read_bytes().splitlines()
+    assert all(jsonfile.valid_event(json.loads(line)) for line in lines)
+    assert json.loads(lines[-1])["state"] == "finished" and RunReader(tmp_path / "R").skipped == 0
