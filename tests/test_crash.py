@@ -451,3 +451,27 @@ def test_temp_files_of_a_killed_checkpoint_write_are_removed_at_the_next_start(f
     cfg = RunConfig(**json.loads((run / "config.json").read_text())["config"])
     RunWriter(run, cfg, resume=True).close()  # what `train --out R --resume` starts with, once it holds the lock
     assert not any(t.exists() for t in left) and keep.exists()
+
+
+def test_a_sigtermed_assets_names_no_deleted_folder(tmp_path):
+    """`assets` trains in a temporary folder that is deleted on the way out: a SIGTERM says so instead of
+    pointing at a checkpoint there."""
+    from hard_core.cli.assets import TEACHERS, teacher_name
+    from hard_core.worlds import WORLDS
+
+    dataset, canvas, world, _ = TEACHERS[0]
+    name = teacher_name(dataset, canvas, WORLDS[world].teacher)
+    (tmp_path / "t").mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "hard_core", "assets", "--only", name, "--out", str(tmp_path / "A")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "TMPDIR": str(tmp_path / "t")})
+    try:
+        wait_for(lambda: any(logged_step(e.parent) >= 5 for e in (tmp_path / "t").glob("*/*/events.jsonl")),
+                 what="the teacher to train")
+        os.kill(p.pid, signal.SIGTERM)
+        assert p.wait(60) == 128 + signal.SIGTERM
+    finally:
+        kill(p)
+    err = p.stderr.read()
+    assert f"stopped by SIGTERM while training {name}; nothing of it was kept" in err
+    assert "holds its checkpoint" not in err and not list((tmp_path / "t").iterdir())

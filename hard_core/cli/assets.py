@@ -24,7 +24,7 @@ from ..assets import ASSETS, VAE_NAME, teacher_name
 from ..checkpoint import save_model, write_json
 from ..config import RunConfig
 from ..errors import UserError
-from ..runs import RunReader, load_student, run_to_dir
+from ..runs import RunReader, Stopped, load_student, run_to_dir
 from ..worlds import WORLDS
 from .printer import Printer
 
@@ -67,7 +67,11 @@ def run(args) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             run_dir = Path(tmp) / name
             printer = Printer(run_dir)
-            run_to_dir(cfg, run_dir, on_event=printer)
+            try:
+                run_to_dir(cfg, run_dir, on_event=printer)
+            except Stopped:  # its checkpoint is in the temporary folder, deleted on the way out: say so
+                raise Stopped(f"stopped by SIGTERM while training {name}; nothing of it was kept: run "
+                              f"`{COMMAND} --only {name}` again") from None
             acc = [e for e in RunReader(run_dir).poll() if e["kind"] == "eval"][-1]["acc"]
             save_model(out / f"{name}.safetensors", load_student(run_dir))
         write_json(out / f"{name}.json", {
