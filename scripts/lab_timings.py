@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 sys.path.insert(0, str(ROOT / "app"))
-from lab.widgets import LAB_DEFAULTS  # noqa: E402 - the lab's default session, flag for flag
+from lab.form import LAB_DEFAULTS  # noqa: E402 - the lab's default session, flag for flag
 
 from lab.scheduler import Scheduler  # noqa: E402 - its thread count per run
 

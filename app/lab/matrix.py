@@ -22,7 +22,7 @@ from . import runs
 from .scheduler import REPO
 
 SHIPPED = REPO / "docs" / "matrix" / "matrix.json"
-# the Live page's cadence (lab.widgets.LAB_DEFAULTS): curves, images and maps while it trains, not only at the end
+# the Live page's cadence (lab.form.LAB_DEFAULTS): curves, images and maps while it trains, not only at the end
 LIVE = dict(eval_every=50, snapshot_every=25, probe_every=50, log_every=10, checkpoint_every=200)
 
 

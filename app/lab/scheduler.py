@@ -31,7 +31,7 @@ STALE_S = 120  # a run from another machine counts as alive while its status is 
 REPO = Path(__file__).resolve().parents[2]
 BACKGROUND_NICE = 19  # background runs (twins) take only CPU time that the foreground leaves idle
 SERVER_NICE = 10  # the lab server's: below the runs, above the twins (SCHED_IDLE) and a loading spare
-PRELOAD = "mnist5k:40"  # what the warm process loads ahead: the run form's default data (widgets.LAB_DEFAULTS)
+PRELOAD = "mnist5k:40"  # what the warm process loads ahead: the run form's default data (form.LAB_DEFAULTS)
 
 
 def root() -> Path:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from hard_core.worlds import WORLDS
 from lab import explore, figures, images, stories
-from lab.widgets import PRESETS
+from lab.form import PRESETS
 
 st.title("Learn: distillation with hard augmentations")
 

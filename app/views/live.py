@@ -15,8 +15,9 @@ from lab import augmentor, figures, headline, images, runs, stories, teachers
 from lab.markdown import md
 from lab.live import RunView, eta_text, run_text, saved_config, world_text
 from lab.scheduler import LIVE, server_priority
-from lab.widgets import (LAB_LIMITS, apply_preset, apply_url, chart, current_run, differences, fill_form,
-                         invariance_view, leave_run, owner_key, run_form, settings_to_url, show_run, unseen)
+from lab.form import LAB_LIMITS, differences, unseen
+from lab.widgets import (apply_preset, apply_url, chart, current_run, fill_form, invariance_view, leave_run, owner_key,
+                         run_form, settings_to_url, show_run)
 
 key = owner_key()
 st.title("Live training")
