@@ -6,6 +6,7 @@ import re
 import time
 from pathlib import Path
 
+import torch
 from streamlit.testing.v1 import AppTest
 
 from hard_core.config import RunConfig, twin_config
@@ -68,6 +69,11 @@ def test_the_twins_own_page_has_no_twin_column_and_an_ended_run_no_controls(lab_
     write_run(lab_runs, "20261206-100000-aaaa", twin_config(HARD), "finished", {50: 0.16, 600: 0.22})
     at = app(run="20261206-100000-aaaa")
     assert [m.label for m in at.metric] == ["teacher · shift", "KD student · shift"]
+    from lab import headline
+    snap = {"invariance.shift.axis.dy": torch.arange(-1, 2.0), "invariance.shift.axis.dx": torch.arange(-1, 2.0),
+            "invariance.shift.teacher.acc": torch.ones(3, 3), "invariance.shift.student.acc": torch.ones(3, 3)}
+    alone = headline.maps_figure(snap, None, "shift", "KD student", with_twin=False)
+    assert [a.text for a in alone.layout.annotations] == ["teacher", "KD student"]  # no empty twin panel
     assert not [b for b in at.button if b.label in ("Pause", "Stop")]
     assert "ETA" not in " ".join(str(p.proto.text) for p in at.get("progress"))
 

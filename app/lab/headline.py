@@ -124,11 +124,12 @@ def maps_title(grid: str, world: str | None = None) -> str:
 
 
 def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str,
-                world: str | None = None) -> go.Figure | None:
+                world: str | None = None, with_twin: bool = True) -> go.Figure | None:
     """Teacher | KD student | run's student accuracy over `grid`, from probe snapshots (`run` carries the
     teacher's and its student's maps, `twin` the KD student's), on one 0..1 scale: three heatmaps for the
     shift grid (a model without a map yet keeps an empty panel that says so), three lines for a curve
-    (a world's nuisance by strength, a 1D run's shift). None without any map. world: for the title."""
+    (a world's nuisance by strength, a 1D run's shift). None without any map. world: for the title.
+    with_twin False (a plain-KD run, or the twin switched off): teacher and run only, no empty twin panel."""
     maps = {}
     if run is not None and f"invariance.{grid}.teacher.acc" in run:
         maps["teacher"] = run[f"invariance.{grid}.teacher.acc"]
@@ -137,16 +138,15 @@ def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str,
     if run is not None and f"invariance.{grid}.student.acc" in run:
         maps["run"] = run[f"invariance.{grid}.student.acc"]
     if not maps:  # a run probed before its world had a curve of its own still has the shift grid
-        return maps_figure(run, twin, "shift", label, world) if grid != "shift" else None
+        return maps_figure(run, twin, "shift", label, world, with_twin) if grid != "shift" else None
     ref = run if run is not None and axis_names(run, grid) else twin
     names = {"teacher": "teacher", "kd": "KD student (twin)", "run": label}
-    title = maps_title(grid, world)
+    title, order = maps_title(grid, world), ("teacher", "kd", "run") if with_twin else ("teacher", "run")
     if next(iter(maps.values())).dim() == 1:
-        return _curves(maps, ref, grid, names, title)
+        return _curves(maps, ref, grid, names, title, order)
     rows, cols = AXES[grid]
     y, x = _axis(ref, grid, rows), _axis(ref, grid, cols)
-    order = ("teacher", "kd", "run")
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[names[k] for k in order], shared_yaxes=True,
+    fig = make_subplots(rows=1, cols=len(order), subplot_titles=[names[k] for k in order], shared_yaxes=True,
                         horizontal_spacing=0.04)
     for i, k in enumerate(order, start=1):
         if k in maps:
@@ -167,15 +167,15 @@ def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str,
                                   colorbar=dict(title=dict(text="accuracy"), thickness=12)))
 
 
-def _curves(maps: dict, ref: dict, grid: str, names: dict, title: str) -> go.Figure:
-    """The three models' accuracy along one axis: teacher dashed, KD twin, the run's student."""
+def _curves(maps: dict, ref: dict, grid: str, names: dict, title: str, order: tuple) -> go.Figure:
+    """The models' accuracy along one axis: teacher dashed, KD twin, the run's student (those in `order`)."""
     axis_name = (axis_names(ref, grid) or ["cell"])[0]
     x = _axis(ref, grid, axis_name) or list(range(len(next(iter(maps.values())))))
     fig = go.Figure([go.Scatter(x=x, y=m.float().tolist(), name=names[k], mode="lines+markers",
                                 line=dict(color=COLOURS[k], width=2 if k == "teacher" else 3,
                                           dash="dash" if k == "teacher" else "solid"))
                      for k, m in maps.items()])
-    missing = [names[k] for k in ("teacher", "kd", "run") if k not in maps]
+    missing = [names[k] for k in order if k not in maps]
     if missing:
         fig.add_annotation(text=f"no curve yet: {', '.join(missing)}", showarrow=False, xref="paper",
                            yref="paper", x=0, y=0.02, xanchor="left", yanchor="bottom")
@@ -252,7 +252,8 @@ def panel(view: RunView, twin: RunView | None, every: float = 0.0) -> None:
         left, right = st.columns([3, 1.3])
         probed = tuple(p["_step"] if p is not None else None for p in (run_probe, twin_probe))
         fig = view.drawn(("headline-maps", twin is not None), probed,
-                         lambda: maps_figure(run_probe, twin_probe, grid, label, cfg.get("world")), every)
+                         lambda: maps_figure(run_probe, twin_probe, grid, label, cfg.get("world"), twin is not None),
+                         every)
         if fig is None:
             left.caption("The invariance maps come at the first probe step.")
         else:
