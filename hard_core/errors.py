@@ -5,7 +5,9 @@ its traceback.
 """
 
 
-MAX_MESSAGE = 500  # characters of a UserError: one readable line, whatever it quotes
+# characters of a UserError: one line, whatever it quotes, yet room for the pickle's conversion command, which
+# names three paths and must stay whole to be run
+MAX_MESSAGE = 1000
 
 
 class UserError(Exception):

@@ -255,6 +255,8 @@ def test_probe_cli_prints_both_maps_as_json(runs, capsys):
     t, s = torch.tensor(out["teacher"]["acc"]), torch.tensor(out["student"]["acc"])
     assert t.shape == s.shape == (7, 7) and t.min() > s.min() + 0.3
     assert out["disagreement"]["kl"] > 0 and out["disagreement"]["temperature"] == 4.0
+    weights = out["teacher_weights"]  # which teacher it asked: the run's own, by content
+    assert weights["ref"] == "default" and weights["sha256"] and weights["sha256"] == weights["trained_with"]
     assert main(["probe", str(runs / "kd"), "--kind", "rotation-scale", "--images", "16"]) == 0
     text = capsys.readouterr().out
     assert "teacher: accuracy % under rotation-scale" in text and "student:" in text and "disagreement" in text

@@ -75,7 +75,7 @@ def run(args) -> int:
                           "images": len(probe.x), "axes": {n: a.tolist() for n, a in zip(grid.names, grid.axes)},
                           **{who: {"acc": m["acc"].tolist(), "kl": m["kl"].tolist()} for who, m in maps.items()},
                           "disagreement": disagreement,
-                          "teacher": {"ref": cfg.teacher, "weights": used, "trained_with": trained}}))
+                          "teacher_weights": {"ref": cfg.teacher, "sha256": used, "trained_with": trained}}))
         return 0
     print(f"run {path}: {cfg.dataset}" + (f" canvas {cfg.canvas}" if cfg.canvas else "")
           + f", student {cfg.student} (checkpoint at step {step}), teacher {cfg.teacher}; {len(probe.x)} test images")
