@@ -57,7 +57,7 @@ with st.sidebar:
         st.session_state["form_of"] = new  # the form already shows its settings
         st.rerun()
     if cfg is not None and shown:
-        differ, hidden = differences(cfg, shown), unseen(cfg)
+        differ, hidden = [md(d) for d in differences(cfg, shown)], [md(h) for h in unseen(cfg)]  # run-file text
         note.caption(("These are the settings of the run on screen; Start trains a new run with them." if not differ
                       else "Start trains a new run. It differs from the run on screen in: " + ", ".join(differ[:5])
                       + (" …" if len(differ) > 5 else ""))
