@@ -5,18 +5,16 @@ its traceback.
 """
 
 
-# characters of a UserError: one line, whatever it quotes, yet room for the pickle's conversion command, which
-# names three paths and must stay whole to be run
-MAX_MESSAGE = 1000
+MAX_MESSAGE = 500  # characters of a UserError: one readable line, whatever it quotes
 
 
 class UserError(Exception):
     """A problem in what the user asked for, explained in one line (at most MAX_MESSAGE characters: a message
     that quotes a huge value keeps its start and its end)."""
 
-    def __init__(self, message: str = "", *args):
+    def __init__(self, message: str = "", *args, whole: bool = False):
         message = str(message).replace("\n", " ")
-        if len(message) > MAX_MESSAGE:
+        if len(message) > MAX_MESSAGE and not whole:  # whole: a command to run, its only input file paths
             message = message[:MAX_MESSAGE - 104] + " ... " + message[-99:]
         super().__init__(message, *args)
 

@@ -33,7 +33,7 @@ def refuse_pickle(path: Path) -> None:
             f"{path} is a pickle (torch.save), which could run code when loaded, so hard_core never loads one. "
             f"If you trust it, convert it once: python -c \"import torch; from safetensors.torch import save_file; "
             f"sd = torch.load('{path}', map_location='cpu', weights_only=True); sd = sd.get('state_dict', sd); "
-            f"save_file({{k: v.contiguous() for k, v in sd.items()}}, '{out}')\" and pass {out}")
+            f"save_file({{k: v.contiguous() for k, v in sd.items()}}, '{out}')\" and pass {out}", whole=True)
 
 
 def read_weights(path: Path) -> dict[str, Tensor]:
