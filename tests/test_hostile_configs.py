@@ -1,5 +1,5 @@
 """Issue 24 class 3: config files are parsed with bounds. The alias bomb is refused within a second, every
-hostile config gives one short line and leaves no run folder (the table in test_crash.py has a row each),
+hostile config gives one short line and leaves no run folder (the table in test_bad_input.py has a row each),
 and a refused command does not block the corrected one."""
 import time
 
@@ -8,7 +8,7 @@ import pytest
 from hard_core.cli import main
 from hard_core.config import load_config_file
 from hard_core.errors import MAX_MESSAGE, UserError, quote
-from test_crash import HOSTILE_CONFIGS
+from test_bad_input import HOSTILE_CONFIGS
 
 
 def test_the_alias_bomb_is_refused_within_a_second(tmp_path, capsys):
