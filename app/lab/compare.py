@@ -24,6 +24,7 @@ from hard_core.runs import RunReader, final_metrics
 
 from . import runs
 from .figures import loss_axis
+from .live import method
 from .scheduler import ACTIVE, status
 
 MAX_POINTS = 400  # per trace: long runs are thinned so the browser stays quick
@@ -66,20 +67,6 @@ def refresh(row: dict) -> dict:
 def _config(row: dict) -> dict:
     cfg = row.get("config")
     return cfg if isinstance(cfg, dict) else {}
-
-
-def method(cfg: dict) -> str:
-    """What trained the student, as the Matrix names it: 'KD', 'HARD-affine', 'KD + shift', 'CE', 'pretrain'."""
-    if cfg.get("kind") == "pretrain":
-        base = "pretrain"
-    elif cfg.get("loss") == "ce":
-        base = "CE"
-    elif cfg.get("hard") not in (None, "none"):
-        base = f"HARD-{cfg['hard']}"
-    else:
-        base = "KD"
-    augment = cfg.get("augment")
-    return base if augment in (None, "none") else f"{base} + {augment}"
 
 
 def name(row: dict) -> str:

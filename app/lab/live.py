@@ -122,19 +122,26 @@ def world_text(path: Path) -> str:
     return f"world size {size} ({world.get('backend')})" if isinstance(size, int) and size > 1 else ""
 
 
+def method(cfg: dict) -> str:
+    """What trained the student, as the Matrix names it: 'KD', 'HARD-affine', 'KD + shift', 'CE', 'pretrain'."""
+    if cfg.get("kind") == "pretrain":
+        base = "pretrain"
+    elif cfg.get("loss") == "ce":
+        base = "CE"
+    elif cfg.get("hard") not in (None, "none"):
+        base = f"HARD-{cfg['hard']}"
+    else:
+        base = "KD"
+    augment = cfg.get("augment")
+    return base if augment in (None, "none") else f"{base} + {augment}"
+
+
 def run_text(cfg: dict) -> str:
     """A run's config in words: 'polarity world · HARD-colour · mlp student · 600 steps · seed 0'."""
     if not cfg:
         return "its config is not written yet"
-    if cfg.get("kind") == "pretrain":
-        method = "pretraining a teacher"
-    elif cfg.get("hard") not in (None, "none"):
-        method = f"HARD-{cfg['hard']}" + (f" ({cfg.get('affine')})" if cfg["hard"] == "affine" else "")
-    else:
-        method = "CE" if cfg.get("loss") == "ce" else "plain KD"
-    if (cfg.get("augment") or "none") != "none":
-        method += f" + {cfg['augment']}"
-    return " · ".join([f"{cfg.get('world', 'shift')} world", method, f"{cfg.get('student')} student",
+    how = method(cfg) + (f" ({cfg.get('affine')})" if cfg.get("hard") == "affine" else "")
+    return " · ".join([f"{cfg.get('world', 'shift')} world", how, f"{cfg.get('student')} student",
                        f"{cfg.get('steps')} steps", f"seed {cfg.get('seed')}"])
 
 
