@@ -1,7 +1,9 @@
 """T. stddev: the definition recomputed in numpy (per batch and per chunk of batches), ordering of
 augmentations, seeding, views, the bootstrap interval, tied ranks and the collapse flag; the `tstddev`
 command; its validation against students' test loss (Spearman / Pearson, `tstddev --validate`)."""
+import fcntl
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -261,12 +263,33 @@ def test_validate_trains_scores_correlates_and_reuses(capsys, tmp_path, monkeypa
     assert code == 0 and json.loads(stdout.strip().splitlines()[-1])["runs"]["reused"] == 2, err
     status = json.loads((out / "none-s0" / "status.json").read_text())
     (out / "none-s0" / "status.json").write_text(json.dumps({**status, "state": "stopped"}))
-    (out / "shift-s0" / "checkpoint.safetensors").unlink()  # as if killed before its first checkpoint
     code, stdout, err = cli(capsys, *TINY, "--seeds", "1", "--out", str(out), "--json")
     runs = json.loads(stdout.strip().splitlines()[-1])["runs"]
-    assert code == 0 and runs == {"reused": 0, "resumed": 1, "trained": 1}, err
+    assert code == 0 and runs == {"reused": 1, "trained": 1}, err  # the stopped run is trained again
     code, _, err = cli(capsys, *TINY, "--seeds", "1", "--steps", "11", "--out", str(out))
     assert code == 2 and "another config" in err
+
+
+def test_validate_waits_for_another_writer_of_its_folder(capsys, tmp_path, monkeypatch):
+    """`tstddev --validate` takes its --out folder's lock, as `sweep` and `matrix` do: a second command on the
+    same folder waits, then reuses the first one's students instead of training them again."""
+    monkeypatch.setenv("HARD_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "v"
+    out.mkdir()
+    holder = open(out / "lock", "a+")
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another command filling the folder
+    done, said = threading.Event(), []
+    thread = threading.Thread(target=lambda: (said.extend(cli(capsys, *TINY, "--seeds", "1", "--out", str(out))),
+                                              done.set()))
+    thread.start()
+    try:
+        assert not done.wait(8) and not (out / "validate.json").exists()
+    finally:
+        holder.close()  # the other command ends
+    thread.join(120)
+    code, _, err = said
+    assert done.is_set() and code == 0 and (out / "validate.json").is_file(), err
+    assert "being filled by another command" in err
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -1,6 +1,6 @@
 """A folder of runs, one directory per config: what `sweep` and `matrix` share.
 
-    <out>/lock        held (flock) by the one sweep or matrix filling <out>; a second one waits for it
+    <out>/lock        held (flock) by the one sweep, matrix or tstddev --validate filling <out>; a second waits
     <out>/<cell>/     a run directory (runs/store.py), trained once and reused when asked for again
 
 `run_or_reuse` trains a config into its directory unless that directory already holds the finished run of
@@ -43,7 +43,7 @@ def hold_folder(out: Path, on_wait: Callable[[str], None] | None = None):
             f.seek(0)
             holder = f.read().strip()
             if on_wait is not None:
-                on_wait(f"{out} is being filled by another sweep or matrix{f' (pid {holder})' if holder else ''}: "
+                on_wait(f"{out} is being filled by another command (sweep, matrix, tstddev --validate){f' (pid {holder})' if holder else ''}: "
                         "waiting for it to end, then reusing its runs")
             fcntl.flock(f, fcntl.LOCK_EX)
         f.seek(0)

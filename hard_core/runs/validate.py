@@ -7,8 +7,8 @@ teachers, `docs/bench/explorer_ranking.py --ship`), then in the engine's cache f
 one is written (atomically; an unreadable file is computed again, an unwritable folder skipped).
 
 For each augmentation: its T. stddev (with the chosen views), and one KD student per seed trained with
-that augmentation and the same views (through
-`run_to_dir`; finished runs in the output folder are reused, interrupted ones resumed). A student's test
+that augmentation and the same views (`cells.run_or_reuse` under the output folder's lock, as `sweep` and
+`matrix`: finished runs are reused, interrupted ones trained again, a second command on the folder waits). A student's test
 loss is its mean cross-entropy on the test split. Across augmentations we then correlate T. stddev with
 the mean test loss over seeds: paper 2 claims the correlation is positive.
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -43,11 +42,10 @@ from ..probes.tstddev import PAPER_BATCH, PAPER_CHUNK_BATCHES, Score, Views, chu
 from ..train import dataset_for, pick_device
 from ..teacher import load_teacher
 from ..train.setup import train_split
-from .execute import run_to_dir
-from .reader import CHECKPOINT, load_student, read_dict
+from .cells import hold_folder, run_or_reuse
+from .reader import load_student, read_dict
 
 # Fields that may differ between a saved run and a rerun without making it a different experiment.
-_IGNORED = ("device", "threads")
 
 
 def average_ranks(values: Sequence[float]) -> np.ndarray:
@@ -96,25 +94,6 @@ def student_config(base: RunConfig, name: str, seed: int, steps: int, views: Vie
     return validate_config(RunConfig, {**base.model_dump(), **once, "kind": "train", "loss": "kd", "augment": name,
                                        "views": views, "steps": steps, "seed": seed, "suites": "none",
                                        "pick_criterion": pick, "hard": "none"})
-
-
-def train_or_reuse(cfg: RunConfig, run_dir: Path) -> str:
-    """Train `cfg` into `run_dir` unless it is already there: "reused", "resumed" or "trained"."""
-    if (run_dir / "events.jsonl").exists():
-        saved = (read_dict(run_dir / "config.json") or {}).get("config")
-        saved = saved if isinstance(saved, dict) else {}
-        mine = cfg.model_dump()
-        if any(saved.get(k) != v for k, v in mine.items() if k not in _IGNORED):
-            raise UserError(f"{run_dir} holds a run with another config; choose another --out")
-        has_checkpoint = (run_dir / CHECKPOINT).is_file()
-        if has_checkpoint and (read_dict(run_dir / "status.json") or {}).get("state") == "finished":
-            return "reused"
-        if has_checkpoint:
-            run_to_dir(cfg, run_dir, resume=True)
-            return "resumed"
-        shutil.rmtree(run_dir)  # our own run, stopped before its first checkpoint: nothing to keep
-    run_to_dir(cfg, run_dir)
-    return "trained"
 
 
 def score_augmentations(cfg: RunConfig, names: Sequence[str] | None = None, *, views: Views = "original+augmented",
@@ -203,21 +182,21 @@ def validate(base: RunConfig, names: Sequence[str] | None, seeds: int, out: str 
         raise UserError("--validate needs at least 2 augmentations to correlate T. stddev with test loss")
     device, dataset = pick_device(base.device), dataset_for(base)
     order = sorted(estimates[base.seed], key=lambda n: np.mean([estimates[s][n].t_stddev for s in seed_list]))
-    rows, counts = [], {"reused": 0, "resumed": 0, "trained": 0}
+    rows, counts = [], {"reused": 0, "trained": 0}
     setting = {"dataset": base.dataset, "canvas": base.canvas, "teacher": base.teacher, "world": base.world,
                "student": base.student, "views": views, "steps": steps, "seeds": seed_list, "chunks": how["chunks"],
                "chunk_batches": chunk_batches, "batch_size": batch_size, "student_batch_size": base.batch_size,
                "runs": counts}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "validate.json", summary(rows, estimates, complete=False, **setting))
-    with tqdm(total=len(order) * seeds, unit="run", file=sys.stderr, disable=not progress,
-              dynamic_ncols=True) as bar:
+    with hold_folder(out, on_wait=lambda line: print(line, file=sys.stderr)), \
+            tqdm(total=len(order) * seeds, unit="run", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
+        write_json(out / "validate.json", summary(rows, estimates, complete=False, **setting))
         for name in order:
             losses, accs = [], []
             for seed in seed_list:
                 bar.set_postfix_str(f"{name} seed {seed}")
                 run_dir = out / f"{name}-s{seed}"
-                counts[train_or_reuse(student_config(base, name, seed, steps, views), run_dir)] += 1
+                trained = run_or_reuse(student_config(base, name, seed, steps, views), run_dir)
+                counts["trained" if trained else "reused"] += 1
                 loss, acc = test_loss(load_student(run_dir, str(device)), dataset.test)
                 losses.append(loss)
                 accs.append(acc)
