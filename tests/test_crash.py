@@ -189,25 +189,36 @@ def test_resume_takes_the_recorded_config_refuses_other_flags_and_records_knobs(
 
 # ---- bad inputs: exit 2, one line, no traceback, and the existing run unchanged ----
 
-def test_a_sigtermed_assets_names_no_deleted_folder(tmp_path):
-    """`assets` trains in a temporary folder that is deleted on the way out: a SIGTERM says so instead of
-    pointing at a checkpoint there."""
-    from hard_core.cli.assets import TEACHERS, teacher_name
+def test_assets_holds_its_folder_cleans_a_killed_runs_leftovers_and_a_sigterm_names_no_deleted_folder(tmp_path):
+    """`assets` is one writer per folder (`<out>/lock`, as sweep and matrix): a second one waits. It trains in
+    `<out>/.training/`, which it empties at the start (what a SIGKILLed one left) and deletes on the way out:
+    a SIGTERM says so instead of pointing at a checkpoint there."""
+    import fcntl
+
+    from hard_core.cli.assets import TEACHERS, WORK, teacher_name
     from hard_core.worlds import WORLDS
 
     dataset, canvas, world, _ = TEACHERS[0]
-    name = teacher_name(dataset, canvas, WORLDS[world].teacher)
-    (tmp_path / "t").mkdir()
-    p = subprocess.Popen([sys.executable, "-m", "hard_core", "assets", "--only", name, "--out", str(tmp_path / "A")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "TMPDIR": str(tmp_path / "t")})
+    name, out = teacher_name(dataset, canvas, WORLDS[world].teacher), tmp_path / "A"
+    (out / WORK / "killed").mkdir(parents=True)
+    (out / WORK / "killed" / "checkpoint.safetensors.tmp").write_bytes(b"\0" * 4096)  # a SIGKILLed write's
+    holder = open(out / "lock", "a+")
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another `assets` on the folder
+    p = subprocess.Popen([sys.executable, "-m", "hard_core", "assets", "--only", name, "--out", str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: any(logged_step(e.parent) >= 5 for e in (tmp_path / "t").glob("*/*/events.jsonl")),
-                 what="the teacher to train")
+        time.sleep(5)
+        assert p.poll() is None and (out / WORK / "killed").exists()  # waiting, touching nothing
+        holder.close()
+        wait_for(lambda: logged_step(out / WORK / name) >= 5, what="the teacher to train")
+        assert not (out / WORK / "killed").exists()
         os.kill(p.pid, signal.SIGTERM)
         assert p.wait(60) == 128 + signal.SIGTERM
     finally:
+        holder.close()
         kill(p)
     err = p.stderr.read()
+    assert "is being filled by another command" in err
     assert f"stopped by SIGTERM while training {name}; nothing of it was kept" in err
-    assert "holds its checkpoint" not in err and not list((tmp_path / "t").iterdir())
+    assert "holds its checkpoint" not in err and not (out / WORK).exists()
+    assert not list(out.glob("*.safetensors"))

@@ -151,7 +151,8 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_the_wheel_ships_the_assets_and_not_the_tests(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assets = {p.relative_to(ROOT / "assets").as_posix() for p in (ROOT / "assets").rglob("*") if p.is_file()}
+    assets = {p.relative_to(ROOT / "assets").as_posix() for p in (ROOT / "assets").rglob("*")
+              if p.is_file() and p.suffix in (".json", ".safetensors") and ".training" not in p.parts}
     assert "teacher-mnist5k-c40.safetensors" in assets
     assert not {f"hard_core/_assets/{a}" for a in assets} - names, "files of assets/ missing from the wheel"
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "hard_core").rglob("*.py")}

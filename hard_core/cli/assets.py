@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import argparse
 import platform
-import tempfile
+import shutil
+import sys
 from pathlib import Path
 
 from ..assets import ASSETS, VAE_NAME, teacher_name
@@ -25,6 +26,7 @@ from ..checkpoint import save_model, write_json
 from ..config import RunConfig
 from ..errors import UserError
 from ..runs import RunReader, Stopped, load_student, run_to_dir
+from ..runs.cells import hold_folder
 from ..worlds import WORLDS
 from .printer import Printer
 
@@ -32,6 +34,7 @@ from .printer import Printer
 TEACHERS = [("mnist5k", 28, "shift", 1000), ("mnist5k", 40, "shift", 1000), ("mnist1d", None, "shift", 2000)] + [
     ("mnist5k", 40, w.name, 1000) for w in WORLDS.values() if w.teacher]
 COMMAND = "python -m hard_core assets"
+WORK = ".training"  # <out>/.training/: the teachers' runs while they train, removed after (and at the next start)
 
 
 def add_parser(sub, name: str) -> None:
@@ -58,22 +61,29 @@ def run(args) -> int:
     if args.only and args.only not in names:
         raise UserError(f"--only: unknown asset '{args.only}'; choose from: {', '.join(names)}")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with hold_folder(out, on_wait=lambda line: print(line, file=sys.stderr)):  # one `assets` per folder at a time
+        work = out / WORK
+        shutil.rmtree(work, ignore_errors=True)  # what a killed `assets` left
+        try:
+            make_assets(args.only, out, work, vaes)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def make_assets(only: str | None, out: Path, work: Path, vaes: dict[str, str]) -> None:
     for dataset, canvas, world, steps in TEACHERS:
         name = teacher_name(dataset, canvas, WORLDS[world].teacher)
-        if args.only and args.only != name:
+        if only and only != name:
             continue
-        cfg = teacher_config(dataset, canvas, world, steps)
-        with tempfile.TemporaryDirectory() as tmp:
-            run_dir = Path(tmp) / name
-            printer = Printer(run_dir)
-            try:
-                run_to_dir(cfg, run_dir, on_event=printer)
-            except Stopped:  # its checkpoint is in the temporary folder, deleted on the way out: say so
-                raise Stopped(f"stopped by SIGTERM while training {name}; nothing of it was kept: run "
-                              f"`{COMMAND} --only {name}` again") from None
-            acc = [e for e in RunReader(run_dir).poll() if e["kind"] == "eval"][-1]["acc"]
-            save_model(out / f"{name}.safetensors", load_student(run_dir))
+        cfg, run_dir = teacher_config(dataset, canvas, world, steps), work / name
+        try:
+            run_to_dir(cfg, run_dir, on_event=Printer(run_dir))
+        except Stopped:  # its checkpoint is in the work folder, deleted on the way out: say so
+            raise Stopped(f"stopped by SIGTERM while training {name}; nothing of it was kept: run "
+                          f"`{COMMAND} --only {name}` again") from None
+        acc = [e for e in RunReader(run_dir).poll() if e["kind"] == "eval"][-1]["acc"]
+        save_model(out / f"{name}.safetensors", load_student(run_dir))
         write_json(out / f"{name}.json", {
             "name": name, "kind": "teacher", "dataset": dataset, "canvas": canvas, "world": world,
             "nuisance": WORLDS[world].nuisance, "architecture": "cnn",
@@ -81,11 +91,10 @@ def run(args) -> int:
             "suite_accuracy": acc, "command": f"{COMMAND} --only {name}", "config": cfg.model_dump()})
         print(f"{name}: test {100 * acc['test']:.1f}%  ->  {out / name}.safetensors")
     for name, augment in vaes.items():
-        if args.only in (None, name):
+        if only in (None, name):
             make_vae(out, name, augment)
-    if args.only in (None, "references"):
+    if only in (None, "references"):
         make_references(out / "cache")
-    return 0
 
 
 def make_references(folder: Path) -> None:

@@ -1,6 +1,7 @@
-"""A folder of runs, one directory per config: what `sweep` and `matrix` share.
+"""A folder of runs, one directory per config: what `sweep`, `matrix` and `tstddev --validate` share (`assets`
+holds its folder's lock too).
 
-    <out>/lock        held (flock) by the one sweep, matrix or tstddev --validate filling <out>; a second waits
+    <out>/lock        held (flock) by the one command filling <out>; a second one waits for it
     <out>/<cell>/     a run directory (runs/store.py), trained once and reused when asked for again
 
 `run_or_reuse` trains a config into its directory unless that directory already holds the finished run of
@@ -28,7 +29,7 @@ LOCK = "lock"
 
 @contextlib.contextmanager
 def hold_folder(out: Path, on_wait: Callable[[str], None] | None = None):
-    """Hold `<out>/lock` for the block. If another sweep or matrix holds it, say so through `on_wait` and wait
+    """Hold `<out>/lock` for the block. If another command holds it, say so through `on_wait` and wait
     for it to end: that one's finished runs are then reused, not trained again. The OS drops the lock when the
     holder dies, even under SIGKILL."""
     try:
@@ -43,8 +44,8 @@ def hold_folder(out: Path, on_wait: Callable[[str], None] | None = None):
             f.seek(0)
             holder = f.read().strip()
             if on_wait is not None:
-                on_wait(f"{out} is being filled by another command (sweep, matrix, tstddev --validate){f' (pid {holder})' if holder else ''}: "
-                        "waiting for it to end, then reusing its runs")
+                on_wait(f"{out} is being filled by another command (sweep, matrix, tstddev --validate, assets)"
+                        f"{f' (pid {holder})' if holder else ''}: waiting for it to end, then reusing what it made")
             fcntl.flock(f, fcntl.LOCK_EX)
         f.seek(0)
         f.truncate()
