@@ -52,10 +52,14 @@ with st.sidebar:
                      help="the same world, seed and steps without augmentation, for the headline's comparison; "
                           "a finished identical twin is reused, a new one trains beside it")
     if start.button("Start", type="primary", disabled=cfg is None, use_container_width=True):
-        new = runs.submit(cfg, key, twin=twin)
-        show_run(new)
-        st.session_state["form_of"] = new  # the form already shows its settings
-        st.rerun()
+        try:
+            new = runs.submit(cfg, key, twin=twin)
+        except UserError as e:  # a queue limit, a full disk: one line, the form stays
+            start.error(md(str(e)))
+        else:
+            show_run(new)
+            st.session_state["form_of"] = new  # the form already shows its settings
+            st.rerun()
     if cfg is not None and shown:
         differ, hidden = [md(d) for d in differences(cfg, shown)], [md(h) for h in unseen(cfg)]  # run-file text
         note.caption(("These are the settings of the run on screen; Start trains a new run with them." if not differ
