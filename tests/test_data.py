@@ -11,6 +11,7 @@ from PIL import Image
 
 from hard_core.data import (DATASETS, Dataset, Split, default_suites, load_dataset, make_suites,
                             parse_suites)
+from hard_core.data.stream import read_image
 from hard_core.errors import UserError
 
 torch.set_num_threads(1)
@@ -196,6 +197,29 @@ def test_folder_errors(tmp_path):
     (bad / "a" / "notes.txt").write_text("hi")
     with pytest.raises(UserError, match="notes.txt"):
         load_dataset("folder", root=bad)
+
+
+def test_folder_of_mixed_image_formats_stacks_into_one_batch(tmp_path):
+    """A 16-bit PNG, an animated GIF named .png, a palette and a grey+alpha PNG and a CMYK JPEG all decode to
+    uint8 RGB of one size, so a batch of them stacks; torchvision alone gives uint16 and a 4-D frame stack."""
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    a = tmp_path / "a"
+    a.mkdir()
+    rgb.save(a / "rgb.png")
+    Image.fromarray(rng.integers(0, 65536, (20, 20), dtype=np.uint16)).save(a / "deep.png")
+    rgb.save(a / "moving.png", format="GIF", save_all=True, append_images=[rgb.rotate(90)])
+    rgb.convert("P").save(a / "palette.png")
+    rgb.convert("LA").save(a / "grey.png")
+    rgb.convert("CMYK").save(a / "print.jpg")
+    ds = load_dataset("folder", root=tmp_path, image_size=8)
+    x = torch.cat([ds.train.get(slice(None))[0], ds.test.get(slice(None))[0]])
+    assert x.shape == (6, 3, 8, 8) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    deep = read_image(a / "deep.png", 8)
+    assert deep.dtype == torch.uint8 and deep.shape == (3, 8, 8) and deep.float().std() > 10  # scaled, not clipped
+    (a / "drawing.png").write_bytes((a / "rgb.png").read_bytes()[:60])  # truncated
+    with pytest.raises(UserError, match=r"cannot read image .*drawing.png as a JPEG, PNG, GIF or WebP file: \w"):
+        read_image(a / "drawing.png", 8)
 
 
 # ---------------------------------------------------------------- torchvision, offline

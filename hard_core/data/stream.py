@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -132,7 +133,12 @@ def read_image(path: Path, size: int, canvas: int | None = None) -> Tensor:
     try:
         img = decode_image(str(path), mode=ImageReadMode.RGB)
     except (RuntimeError, OSError, ValueError) as e:
-        raise UserError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        why = re.sub(r"^\w+, \S+:\d+, ", "", str(e).splitlines()[0]) if str(e) else type(e).__name__  # C++ place
+        raise UserError(f"cannot read image {path} as a JPEG, PNG, GIF or WebP file: {why}") from None
+    if img.ndim == 4:  # an animated GIF (whatever its file name says): its first frame
+        img = img[0]
+    if img.dtype != torch.uint8:  # a 16-bit PNG: to the 8 bits every other image has, so a batch stacks
+        img = TF.to_dtype(img, torch.uint8, scale=True)
     return pad_to_canvas(TF.resize(img, [size, size], antialias=True), canvas, "folder")
 
 
