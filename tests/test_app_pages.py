@@ -118,6 +118,9 @@ def test_read_upload_refusals(canvas40):
              b"\x89PNG\r\n\x1a\n" + bytes(3 * 2**20): "the limit is 2 MB",
              png_bytes(digit_on_white(), "GIF"): "GIF, not PNG or JPEG",
              b"": "empty"}
+    bomb = io.BytesIO()
+    Image.new("L", (6000, 6000)).save(bomb, "PNG")  # 36 MB decoded from a few KB: past the engine's cap
+    cases[bomb.getvalue()] = "6000×6000 pixels; at most 33.6 megapixels"
     for data, message in cases.items():
         with pytest.raises(inspection.UploadError, match=message):
             inspection.read_upload(data, canvas40)

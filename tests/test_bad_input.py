@@ -90,6 +90,11 @@ def make_bad_files(tmp: Path, R: Path) -> None:
     (tmp / "bomb-folder" / "a" / "bomb.png").write_bytes(png_header(20000, 20000))  # past PIL's own cap
     shutil.copytree(tmp / "bomb-folder", tmp / "big-folder")
     (tmp / "big-folder" / "a" / "bomb.png").write_bytes(png_header(8000, 6000))  # under PIL's, over ours
+    for cls in ("a", "b"):
+        (tmp / "tiff-folder" / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (0, i * 40, 0)).save(tmp / "tiff-folder" / cls / f"{i}.png")
+    Image.new("RGB", (8, 8)).save(tmp / "tiff-folder" / "b" / "tiff.png", format="TIFF")  # named .png
     model = build_model("mlp", input_shape=(1, 40, 40), num_classes=10)
     nan = tmp / "nan-teacher.safetensors"
     save_model(nan, model)
@@ -166,6 +171,12 @@ BAD = [  # (argv with {tmp} and {R}, what the line must say)
     (["pretrain", "--dataset", "folder", "--data-root", "{tmp}/big-folder", "--image-size", "8", "--stream", "on",
       "--batch-size", "4", "--steps", "2", "--out", "{tmp}/streamed"],  # read while training: its folder says so
      "is 8000x6000 pixels, more than HARD_MAX_PIXELS"),
+    (["ENV:HARD_MAX_PIXELS=many", "pretrain", "--dataset", "folder", "--data-root", "{tmp}/big-folder",
+      "--image-size", "8", "--steps", "2", "--out", "{tmp}/out"], "$HARD_MAX_PIXELS must be a whole number"),
+    (["ENV:HARD_MAX_PIXELS=50", "pretrain", "--dataset", "folder", "--data-root", "{tmp}/tiff-folder",
+      "--image-size", "8", "--steps", "2", "--out", "{tmp}/out"], "is 8x8 pixels, more than HARD_MAX_PIXELS=50"),
+    (["pretrain", "--dataset", "folder", "--data-root", "{tmp}/tiff-folder", "--image-size", "8", "--steps", "2",
+      "--out", "{tmp}/out"], "tiff.png as a JPEG, PNG, GIF or WebP file: Unsupported image file"),
     (["ENV:RANK=abc", "train", *KD], "RANK='abc' is not a whole number"),
     (["ENV:WORLD_SIZE=two", "train", *KD], "WORLD_SIZE='two' is not a whole number"),
     (["ENV:WORLD_SIZE=0", "train", *KD], "torchrun's environment is inconsistent"),

@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from hard_core.data import Dataset
+from hard_core.data.stream import max_pixels
 from hard_core.probes import InvarianceProbe, disagreement_map
 from hard_core.probes.live import run_grids
 from hard_core.runs import CHECKPOINT, LoadedRun, load_run
@@ -30,7 +31,6 @@ from .runs import finished
 # the two reaches `read_upload` and gets one line in words instead of the widget's red chip
 MAX_UPLOAD_MB = 2
 MAX_UPLOAD = MAX_UPLOAD_MB * 2**20  # bytes
-MAX_PIXELS = 25_000_000  # refuse decompression bombs long before PIL's own limit
 FORMATS = ("PNG", "JPEG")
 DIGIT_BOX = 20 / 28  # MNIST's rule: the digit fills a 20x20 box of its 28x28 image
 
@@ -85,8 +85,8 @@ def read_upload(data: bytes, dataset: Dataset) -> tuple[Tensor, str]:
             probe.verify()  # checks the file's structure; the image must be opened again to use it
         if fmt not in FORMATS:
             raise UploadError(f"the file is {fmt}, not PNG or JPEG")
-        if size[0] * size[1] > MAX_PIXELS:
-            raise UploadError(f"the image is {size[0]}×{size[1]} pixels; at most {MAX_PIXELS // 10**6} megapixels")
+        if size[0] * size[1] > max_pixels():  # the engine's decompression-bomb cap ($HARD_MAX_PIXELS)
+            raise UploadError(f"the image is {size[0]}×{size[1]} pixels; at most {max_pixels() / 1e6:.1f} megapixels")
         with Image.open(io.BytesIO(data)) as img:
             img.load()
             img = _flatten_alpha(ImageOps.exif_transpose(img))  # phone photos: upright as they were shot

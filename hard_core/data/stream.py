@@ -104,23 +104,34 @@ class FileSplit(torch.utils.data.Dataset):
         return FileSplit([self.files[i] for i in keep.tolist()], self.y[keep], self.size, self.canvas, self.device)
 
 
-MAX_PIXELS = int(os.environ.get("HARD_MAX_PIXELS", 1 << 25))  # per image file (33.5M: 5792 x 5792, 100 MB decoded)
+MAX_PIXELS = 1 << 25  # per image file unless $HARD_MAX_PIXELS says otherwise (33.5M: 5792 x 5792, 100 MB decoded)
+
+
+def max_pixels() -> int:
+    """$HARD_MAX_PIXELS (read at each use, so a test or a lab can set it), else MAX_PIXELS."""
+    value = os.environ.get("HARD_MAX_PIXELS", "").strip()
+    if not value:
+        return MAX_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"$HARD_MAX_PIXELS must be a whole number of pixels, got {value[:40]!r}")
+    return int(value)
 
 
 def check_pixels(path: Path) -> None:
-    """Refuse an image whose header announces more than MAX_PIXELS, before anything is decoded: a 48 KB PNG
+    """Refuse an image whose header announces more than `max_pixels()`, before anything is decoded: a 48 KB PNG
     can hold 20000 x 20000 pixels (1.2 GB decoded). PIL reads only the header here."""
     from PIL import Image, UnidentifiedImageError
 
+    limit = max_pixels()
     try:
         with Image.open(path) as im:
-            size = "{}x{} pixels".format(*im.size) if im.size[0] * im.size[1] > MAX_PIXELS else None
+            size = "{}x{} pixels".format(*im.size) if im.size[0] * im.size[1] > limit else None
     except Image.DecompressionBombError:  # PIL's own cap (2 x Image.MAX_IMAGE_PIXELS), above ours
         size = f"over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels"
     except (UnidentifiedImageError, OSError, ValueError):
         return  # not an image PIL knows: the decoder below says what is wrong with it
     if size is not None:
-        raise UserError(f"image {path} is {size}, more than HARD_MAX_PIXELS={MAX_PIXELS:,}: shrink it, or raise "
+        raise UserError(f"image {path} is {size}, more than HARD_MAX_PIXELS={limit:,}: shrink it, or raise "
                         "the limit in the environment")
 
 
