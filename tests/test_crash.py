@@ -185,6 +185,16 @@ def test_resume_takes_the_recorded_config_refuses_other_flags_and_records_knobs(
     assert_clean_history(run)
     steps = [e for e in history(run) if e["kind"] == "status" and e["state"] == "running"]
     assert "resumed from step 10, lr=0.0005" in steps[-1]["message"]
+    # the checkpoint now holds lr=0.0005 in force: a knob given at config.json's own value still overrides it
+    with safe_open(str(run / "checkpoint.safetensors"), "pt") as f:
+        meta = f.metadata()
+    save_file(load_file(str(run / "checkpoint.safetensors")), str(run / "checkpoint.safetensors"),
+              metadata={**meta, "extra": json.dumps({**json.loads(meta["extra"]), "step": 10})})
+    default = RunConfig.model_fields["lr"].default
+    assert main(["train", "--out", str(run), "--resume", "--lr", str(default)]) == 0
+    steps = [e for e in history(run) if e["kind"] == "status" and e["state"] == "running"]
+    assert f"resumed from step 10, lr={default:g}" in steps[-1]["message"]
+    assert json.loads((run / "config.json").read_text())["resumes"][-1]["overrides"] == {"lr": default}
 
 
 # ---- bad inputs: exit 2, one line, no traceback, and the existing run unchanged ----

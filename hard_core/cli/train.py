@@ -65,7 +65,7 @@ def run(args) -> int:
 
 
 def resume_config(args) -> tuple[RunConfig, dict]:
-    """The run's recorded config, with the knob values this command changes. Any other option that
+    """The run's recorded config, with the knob values this command gives. Any other option that
     differs from config.json is refused: a resume continues the recorded run, it does not start another."""
     if not args.out:
         raise UserError("--resume needs --out: the run directory to continue")
@@ -75,11 +75,12 @@ def resume_config(args) -> tuple[RunConfig, dict]:
     given = load_config_file(args.config) if args.config else {}
     given.update({k: getattr(args, k) for k in RunConfig.model_fields if getattr(args, k, None) is not None})
     merged = validate(RunConfig, {**saved.model_dump(), **given})
-    changed = [k for k in given if getattr(merged, k) != getattr(saved, k)]
-    fixed = [k for k in changed if k not in KNOBS]
+    fixed = [k for k in given if k not in KNOBS and getattr(merged, k) != getattr(saved, k)]
     if fixed:
         k = fixed[0]
         raise UserError(f"--{k.replace('_', '-')} {getattr(merged, k)} differs from the run's "
                         f"{getattr(saved, k)} (config.json); a resume continues the recorded run, and only "
                         "the knobs --lr, --temperature, --alpha and --hard-lambda may change")
-    return saved, {k: getattr(merged, k) for k in changed}
+    # a knob given is always an override, even at config.json's value: the checkpoint holds the values in force,
+    # which a dashboard may have changed (a diverged run's message asks for exactly this resume)
+    return saved, {k: getattr(merged, k) for k in given if k in KNOBS}
