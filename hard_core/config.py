@@ -149,11 +149,29 @@ PLAIN = ("augment", "views", "max_shift", "pick_criterion", "pick_rounds", "hard
 UNLEARNED = ("device", "threads", "log", "compile")  # where and how a run trains and logs, not what it learns
 
 
-def twin_config(cfg: RunConfig) -> RunConfig | None:
-    """The plain-KD run to compare `cfg` with (its "KD twin"): the same world, data, teacher, student, seed,
-    steps, evaluation cadence and optimisation, without augmentation. None when `cfg` is itself plain KD or
-    has no teacher (pretrain, cross-entropy)."""
-    if cfg.kind != "train" or cfg.loss != "kd" or not cfg.teacher:
+TWINS = {"plain": "plain KD: the same run without augmentation",
+         "loss": "the other loss: KD <-> CE, with the same augmentation, steps, seed and data (paper 2's Fig. 1)"}
+# augmentations that score their candidates with the teacher (`needs_models` in hard_core/augment): a run
+# without a teacher (CE) cannot use them, so a run with one has no CE twin (tests/test_thrives.py keeps it true)
+TEACHER_AUGMENTS = ("cutmixpick",)
+
+
+def twin_config(cfg: RunConfig, of: str = "plain") -> RunConfig | None:
+    """The run to compare `cfg` with, its twin (`TWINS`). of="plain" (its "KD twin"): plain KD with the same
+    world, data, teacher, student, seed, steps, evaluation cadence and optimisation, without augmentation; None
+    when `cfg` is itself plain KD or has no teacher (pretrain, cross-entropy). of="loss": the same run trained
+    with the other loss, KD for CE and CE for KD, all else equal (a CE run keeps its teacher reference, which
+    it does not train with); None for pretraining, without a teacher, and for runs whose data the teacher
+    shapes (HARD, `TEACHER_AUGMENTS`)."""
+    if of not in TWINS:
+        raise ValueError(f"no twin {of!r}: one of {', '.join(TWINS)}")
+    if cfg.kind != "train" or not cfg.teacher:
+        return None
+    if of == "loss":
+        if cfg.hard != "none" or cfg.augment in TEACHER_AUGMENTS:
+            return None
+        return RunConfig(**{**cfg.model_dump(), "loss": "ce" if cfg.loss == "kd" else "kd"})
+    if cfg.loss != "kd":
         return None
     twin = RunConfig(**{**cfg.model_dump(), **{name: RunConfig.model_fields[name].default for name in PLAIN}})
     return None if same_run(twin, cfg) else twin

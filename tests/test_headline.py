@@ -96,3 +96,23 @@ def test_a_held_figure_waits_until_it_is_old_enough_then_follows_the_latest_vers
     assert view.drawn("curves", 0, lambda: None, every=24) is None  # before the first evaluation
     assert view.drawn("curves", 1, draw(1), every=24) == "figure 1"  # is not held: the first figure comes at once
     assert drawings == [1, 2, 4, 9, 1]
+
+
+def test_a_twin_of_the_other_loss_is_named_from_its_own_config():
+    """Paper 2's point (KD + flip-crop) against its CE twin: 'CE twin' in the verdict, the curves and the maps'
+    label, in-domain test accuracy as the scarce world's measure; a CE run tells no distillation story."""
+    kd = RunConfig(dataset="mnist5k", canvas=40, teacher="default", world="scarce", augment="flip-crop", steps=1200)
+    cfg, ce = kd.model_dump(mode="json"), twin_config(kd, "loss").model_dump(mode="json")
+    scarce = lambda step, acc, teacher=None: [{**e, "acc": {"test": e["acc"]["shift"]}} for e in evals(step, acc, teacher)]
+    run, twin = scarce(1200, 0.94, teacher=0.99), scarce(1200, 0.836)
+    assert headline.verdict(cfg, run, twin, ce) == "At step 1200 (final): KD + flip-crop student test 94% (CE twin 84%, teacher 99%)"
+    assert headline.verdict(cfg, run, twin, twin_config(kd).model_dump(mode="json")).count("KD twin 84%") == 1
+    assert headline.twin_name(ce) == "CE twin" and headline.twin_name(None) == "KD twin"
+    curves = headline.curves_figure(cfg, run, twin, ce)
+    assert [t.name for t in curves.data] == ["CE twin", "KD + flip-crop student"]
+    assert curves.layout.title.text == "In domain: test"  # not "Out of domain" for scarce data
+    assert headline.measure("shift") == "Out of domain: shift"
+    assert headline.run_label(ce) == "CE + flip-crop student"
+    assert headline.told(cfg) and not headline.told(ce) and not headline.distilled(ce)  # a CE twin has no maps
+    maps = headline.maps_figure(probe(0.9), probe(0.2, teacher=False), "shift", "KD student", twin_label="X (twin)")
+    assert [t.name for t in maps.data] == ["teacher", "X (twin)", "KD student"]

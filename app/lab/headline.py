@@ -1,10 +1,12 @@
-"""The Live page's headline: the story of one run in one view, next to its plain-KD twin.
+"""The Live page's headline: the story of one run in one view, next to its twin (plain KD, or for a point of
+paper 2's figure its twin of the other loss: CE; each named from its own config, `twin_name`).
 
     teacher | KD student (the twin) | HARD student      invariance maps on one 0..1 accuracy scale,
     OOD accuracy as a big number under each             the world's suite (shift, rotation, ...)
     both students' OOD curves on one small chart        the teacher's level dashed
     "At step 300: HARD student shift 87% (KD twin 21%, teacher 98%)"   the verdict: both students at one step
 
+A CE twin trains without the teacher, so it has no maps: its column is left out and a caption says why.
 Everything but `panel` is Streamlit-free (and tested without it); `panel` draws the view from two
 `RunView`s (the run and its twin, which may be None or not started yet); the Live page draws the
 verdict (`verdict_line`) above it, refreshed more often than its figures.
@@ -21,7 +23,7 @@ from hard_core.worlds import WORLDS
 from hard_core.probes.live import world_grid
 
 from .figures import AXES, AXIS_TITLES, GRID_NAMES, PALETTE, WAITING_EVAL, layout, axis_names, downsample, latest
-from .live import RunView
+from .live import RunView, method
 from .teachers import describe
 
 COLOURS = {"teacher": "#555555", "kd": PALETTE[0], "run": PALETTE[1]}
@@ -34,6 +36,11 @@ def world_suite(cfg: dict) -> str:
     return world.suite if world is not None else "shift"
 
 
+def measure(suite: str) -> str:
+    """The world's measure in words: 'Out of domain: shift', or 'In domain: test' (the scarce world)."""
+    return f"In domain: {suite}" if suite == "test" else f"Out of domain: {suite}"
+
+
 def grid_for(cfg: dict) -> str:
     """The probe grid of the run's world (`hard_core.probes.live.world_grid`): 'rotation', 'polarity' and
     'thickness' are curves; 'shift' for the shift and scarce worlds (and an unknown world)."""
@@ -42,11 +49,26 @@ def grid_for(cfg: dict) -> str:
 
 
 def run_label(cfg: dict) -> str:
-    """'HARD student' for a HARD run, else the student named by its augmentation."""
+    """'HARD student' for a HARD run, else the student named by its loss and augmentation (`live.method`): 'KD
+    student', 'KD + flip-crop student', 'CE + flip-crop student'."""
     if cfg.get("hard") not in (None, "none"):
         return "HARD student"
-    augment = cfg.get("augment") or "none"
-    return "KD student" if augment == "none" else f"KD + {augment} student"
+    return f"{method({'loss': cfg.get('loss'), 'augment': cfg.get('augment')})} student"
+
+
+def twin_loss(twin_cfg: dict | None) -> str:
+    """'CE' for a twin that trains on labels only, else 'KD' (the plain-KD twin, or no config known yet)."""
+    return "CE" if (twin_cfg or {}).get("loss") == "ce" else "KD"
+
+
+def twin_name(twin_cfg: dict | None) -> str:
+    """What the headline calls the twin, from the twin's own config: 'CE twin' or 'KD twin'."""
+    return f"{twin_loss(twin_cfg)} twin"
+
+
+def distilled(cfg: dict | None) -> bool:
+    """Whether a run learns from its teacher (and so has probe maps): KD, with a teacher."""
+    return bool(cfg) and told(cfg)
 
 
 def ood(events: list[dict] | None, suite: str, model: str = "student") -> float | None:
@@ -94,14 +116,15 @@ def step_text(step: int, cfg: dict) -> str:
     return f"step {step}" + (" (final)" if step == cfg.get("steps") else "")
 
 
-def verdict(cfg: dict, run_events: list[dict], twin_events: list[dict] | None) -> str:
+def verdict(cfg: dict, run_events: list[dict], twin_events: list[dict] | None, twin_cfg: dict | None = None) -> str:
     """One line at one named step: 'At step 300: HARD student shift 87% (KD twin 21%, teacher 98%)'. Both
-    students are read at the same step, always; parts not measured yet say so. twin_events None: no twin."""
+    students are read at the same step, always; parts not measured yet say so. twin_events None: no twin;
+    twin_cfg names it ('CE twin' for a CE one, `twin_name`)."""
     suite, label = world_suite(cfg), run_label(cfg)
     at, teacher = compared(run_events, twin_events, suite), ood(run_events, suite, "teacher")
     if at.step is None:
         return f"{label}: waiting for the first evaluation on {suite}…"
-    others = ([] if twin_events is None else [f"KD twin {percent(at.twin) if at.twin is not None else 'not evaluated yet'}"]) \
+    others = ([] if twin_events is None else [f"{twin_name(twin_cfg)} {percent(at.twin) if at.twin is not None else 'not evaluated yet'}"]) \
         + ([f"teacher {percent(teacher)}"] if teacher is not None else [])
     line = f"At {step_text(at.step, cfg)}: {label} {suite} {percent(at.run)}" + (f" ({', '.join(others)})" if others else "")
     return line + (f"; the run is at step {at.ahead}, its twin catching up" if at.ahead else "")
@@ -124,12 +147,13 @@ def maps_title(grid: str, world: str | None = None) -> str:
 
 
 def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str,
-                world: str | None = None, with_twin: bool = True) -> go.Figure | None:
+                world: str | None = None, with_twin: bool = True, twin_label: str = "KD student (twin)") -> go.Figure | None:
     """Teacher | KD student | run's student accuracy over `grid`, from probe snapshots (`run` carries the
     teacher's and its student's maps, `twin` the KD student's), on one 0..1 scale: three heatmaps for the
     shift grid (a model without a map yet keeps an empty panel that says so), three lines for a curve
     (a world's nuisance by strength, a 1D run's shift). None without any map. world: for the title.
-    with_twin False (a plain-KD run, or the twin switched off): teacher and run only, no empty twin panel."""
+    with_twin False (a plain-KD run, the twin switched off, a CE twin without maps): teacher and run only, no
+    empty twin panel."""
     maps = {}
     if run is not None and f"invariance.{grid}.teacher.acc" in run:
         maps["teacher"] = run[f"invariance.{grid}.teacher.acc"]
@@ -138,9 +162,9 @@ def maps_figure(run: dict | None, twin: dict | None, grid: str, label: str,
     if run is not None and f"invariance.{grid}.student.acc" in run:
         maps["run"] = run[f"invariance.{grid}.student.acc"]
     if not maps:  # a run probed before its world had a curve of its own still has the shift grid
-        return maps_figure(run, twin, "shift", label, world, with_twin) if grid != "shift" else None
+        return maps_figure(run, twin, "shift", label, world, with_twin, twin_label) if grid != "shift" else None
     ref = run if run is not None and axis_names(run, grid) else twin
-    names = {"teacher": "teacher", "kd": "KD student (twin)", "run": label}
+    names = {"teacher": "teacher", "kd": twin_label, "run": label}
     title, order = maps_title(grid, world), ("teacher", "kd", "run") if with_twin else ("teacher", "run")
     if next(iter(maps.values())).dim() == 1:
         return _curves(maps, ref, grid, names, title, order)
@@ -184,12 +208,13 @@ def _curves(maps: dict, ref: dict, grid: str, names: dict, title: str, order: tu
     return layout(fig, title, f"headline-{grid}", height=300)
 
 
-def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | None) -> go.Figure | None:
-    """Both students' accuracy on the world's suite vs step, and the teacher's as a dashed level; None
-    before either has been evaluated."""
+def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | None,
+                  twin_cfg: dict | None = None) -> go.Figure | None:
+    """Both students' accuracy on the world's suite vs step (the twin named by `twin_cfg`), and the teacher's as
+    a dashed level; None before either has been evaluated."""
     suite = world_suite(cfg)
     fig = go.Figure()
-    for name, events, colour in (("KD twin", twin_events, COLOURS["kd"]), (run_label(cfg), run_events, COLOURS["run"])):
+    for name, events, colour in ((twin_name(twin_cfg), twin_events, COLOURS["kd"]), (run_label(cfg), run_events, COLOURS["run"])):
         evals = downsample([e for e in events or [] if e.get("kind") == "eval" and e.get("model") == "student"
                             and suite in e.get("acc", {})])
         if evals:
@@ -204,7 +229,7 @@ def curves_figure(cfg: dict, run_events: list[dict], twin_events: list[dict] | N
     total = int(cfg.get("steps") or 0)
     fig.update_xaxes(title_text="step", range=[0, total] if total else None)
     fig.update_yaxes(title_text=f"accuracy on {suite}", range=[0, 1.02])
-    layout(fig, f"Out of domain: {suite}", "headline-curves", height=300)
+    layout(fig, measure(suite), "headline-curves", height=300)
     return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
 
 
@@ -226,14 +251,15 @@ def probes_at_one_step(view: RunView, twin: RunView | None) -> tuple[dict | None
 
 
 def told(cfg: dict) -> bool:
-    """Whether a run has a story to tell: a distillation run, with a teacher."""
-    return cfg.get("kind") != "pretrain" and bool(cfg.get("teacher"))
+    """Whether a run has a story to tell: a distillation run (KD, not CE on labels alone), with a teacher."""
+    return cfg.get("kind") != "pretrain" and cfg.get("loss") != "ce" and bool(cfg.get("teacher"))
 
 
 def verdict_line(view: RunView, twin: RunView | None) -> str | None:
     """The verdict for a polled run view and its polled twin view (None: no twin), None without a story."""
     cfg = view.config()
-    return verdict(cfg, view.events, twin.events if twin is not None else None) if told(cfg) else None
+    return verdict(cfg, view.events, twin.events if twin is not None else None,
+                   twin.config() if twin is not None else None) if told(cfg) else None
 
 
 def panel(view: RunView, twin: RunView | None, every: float = 0.0) -> None:
@@ -246,38 +272,44 @@ def panel(view: RunView, twin: RunView | None, every: float = 0.0) -> None:
     if not told(cfg):
         return  # no teacher, no story to tell
     suite, grid, label = world_suite(cfg), grid_for(cfg), run_label(cfg)
-    twin_events = twin.events if twin is not None else None
+    twin_cfg = twin.config() if twin is not None else None
+    twin_events, called = (twin.events if twin is not None else None), twin_name(twin_cfg)
+    mapped = twin if distilled(twin_cfg) else None  # a CE twin trains without the teacher: no probes, no maps
     with st.container(border=True, key="headline"):
-        run_probe, twin_probe = probes_at_one_step(view, twin)
+        run_probe, twin_probe = probes_at_one_step(view, mapped)
         left, right = st.columns([3, 1.3])
         probed = tuple(p["_step"] if p is not None else None for p in (run_probe, twin_probe))
-        fig = view.drawn(("headline-maps", twin is not None), probed,
-                         lambda: maps_figure(run_probe, twin_probe, grid, label, cfg.get("world"), twin is not None),
-                         every)
+        fig = view.drawn(("headline-maps", mapped is not None), probed,
+                         lambda: maps_figure(run_probe, twin_probe, grid, label, cfg.get("world"), mapped is not None,
+                                             f"{twin_loss(twin_cfg)} student (twin)"), every)
         if fig is None:
             left.caption("The invariance maps come at the first probe step.")
         else:
             left.plotly_chart(fig, key="headline_maps")
             left.caption(f"Maps at {step_text(probed[0], cfg)}"
                          + ("" if probed[1] in (None, probed[0]) else f" (the twin's at step {probed[1]})")
-                         + (HELD if view.held(("headline-maps", twin is not None)) else ""))
+                         + (HELD if view.held(("headline-maps", mapped is not None)) else "")
+                         + ("" if mapped is not None or twin is None else
+                            f"; the {called} learns from labels alone, without the teacher: it has no maps"))
         at, teacher = compared(view.events, twin_events, suite), ood(view.events, suite, "teacher")
         cols = left.columns(3 if twin is not None or not plain_kd(cfg) else 2)
         cols[0].metric(f"teacher · {suite}", percent(teacher), help=describe(cfg) or None)
         if twin is not None:
-            cols[1].metric(f"KD twin · {suite}", percent(at.twin),
-                           help=f"run {twin.run_id}: plain KD, same world, seed, steps; read at the run's step")
+            cols[1].metric(f"{called} · {suite}", percent(at.twin),
+                           help=f"run {twin.run_id}: {method(twin_cfg)}, same world, data, seed and steps; read at "
+                                "the run's step")
         elif not plain_kd(cfg):
             cols[1].metric(f"KD twin · {suite}", "off", help="Start with the KD twin switched on to compare")
         cols[-1].metric(f"{label} · {suite}", percent(at.run),
-                        delta=f"{100 * (at.run - at.twin):+.0f} pts vs KD" if at.run is not None and at.twin is not None
+                        delta=f"{100 * (at.run - at.twin):+.0f} pts vs {twin_loss(twin_cfg)}" if at.run is not None and at.twin is not None
                         else None)
         if at.step is not None:
             left.caption(f"Students at {step_text(at.step, cfg)}"
-                         + ("; the KD twin has no evaluation there yet" if twin is not None and at.twin is None else ""))
+                         + (f"; the {called} has no evaluation there yet" if twin is not None and at.twin is None else ""))
         evals = (view.count("eval"), twin.count("eval") if twin is not None else None)
-        curves = view.drawn("headline-curves", evals, lambda: curves_figure(cfg, view.events, twin_events), every)
+        curves = view.drawn("headline-curves", evals, lambda: curves_figure(cfg, view.events, twin_events, twin_cfg),
+                            every)
         if curves is None:
-            right.caption(f"Out of domain ({suite}): {WAITING_EVAL}")
+            right.caption(f"{measure(suite)}: {WAITING_EVAL}")
         else:
             right.plotly_chart(curves, key="headline_curves")

@@ -106,5 +106,10 @@ def open_cell(matrix: dict, world: str, method: str, owner: str) -> str:
 def live_config(matrix: dict, world: str, method: str, seed: int = 0) -> RunConfig:
     """The cell's run as the Live page trains it: the same config (data, teacher, student, method, steps,
     seed, suites) with the Live page's evaluation and snapshot cadence, on this machine's device."""
-    cfg = cell_config(matrix, world, method, seed)
+    return watched(cell_config(matrix, world, method, seed))
+
+
+def watched(cfg: RunConfig) -> RunConfig:
+    """A shipped run (a matrix cell, a sweep's point) as the Live page trains it: the same config with the Live
+    page's evaluation and snapshot cadence (`LIVE`), on this machine's device and threads."""
     return RunConfig(**{**cfg.model_dump(), **LIVE, **{k: RunConfig.model_fields[k].default for k in UNLEARNED}})

@@ -11,7 +11,8 @@ terminal, maybe on another machine) and runs of other sessions are read-only.
 >>> stop(run_id)
 
 A lab run also gets, by default, its plain-KD twin (`hard_core.config.twin_config`): the same world, data, teacher, student,
-seed and steps without the augmentation, so the Live page can show what HARD adds. A finished (or still
+seed and steps without the augmentation, so the Live page can show what HARD adds (a point of paper 2's figure,
+opened from the Learn page, gets its twin of the other loss instead: CE for KD). A finished (or still
 training) identical twin is reused, so it costs nothing twice; a new one is queued as a background run,
 which the scheduler starts beside the run at the lowest CPU priority with one thread.
 """
@@ -79,7 +80,8 @@ def find_twin(cfg: RunConfig) -> str | None:
 
 
 def twin_of(run_id: str) -> str | None:
-    """The id of the plain-KD twin recorded for a lab run, or None (none recorded, or its folder is gone)."""
+    """The id of the twin recorded for a lab run (plain KD, or the other loss: its config says which), or None
+    (none recorded, or its folder is gone)."""
     twin = (lab_file(run_path(run_id)) or {}).get("twin")
     try:
         return twin if isinstance(twin, str) and run_path(twin).is_dir() else None
@@ -87,15 +89,15 @@ def twin_of(run_id: str) -> str | None:
         return None
 
 
-def submit(cfg: RunConfig, owner: str, twin: bool = False) -> str:
+def submit(cfg: RunConfig, owner: str, twin: bool | str = False) -> str:
     """Queue a run owned by `owner` (a session key); it starts at once if a slot is free. Returns its id.
-    twin: also give it its plain-KD twin (`twin_config`), reused if one exists, else queued in the
-    background."""
+    twin: also give it a twin (`twin_config`): True or "plain" its plain-KD twin, "loss" its twin of the other
+    loss (CE for a KD run); reused if one exists, else queued in the background."""
     run_id = _submit(cfg, owner)
-    kd = twin_config(cfg) if twin else None
-    if kd is not None:
-        kd_id = find_twin(kd) or _submit(kd, owner, background=True)
-        write_lab(run_path(run_id), {**(lab_file(run_path(run_id)) or {}), "twin": kd_id})
+    other = twin_config(cfg, "plain" if twin is True else twin) if twin else None
+    if other is not None:
+        other_id = find_twin(other) or _submit(other, owner, background=True)
+        write_lab(run_path(run_id), {**(lab_file(run_path(run_id)) or {}), "twin": other_id})
     scheduler().tick()
     return run_id
 

@@ -99,6 +99,15 @@ def show_run(run_id: str) -> None:
     st.query_params["run"] = run_id
 
 
+def open_on_live(run_id: str) -> None:
+    """Go to the Live page showing run `run_id` (a Matrix cell, a point of the Learn page's figure), not the run
+    it showed before."""
+    for name in ("view", "twin_view", "open_run"):
+        st.session_state.pop(name, None)
+    st.session_state["live_run"] = run_id
+    st.switch_page("views/live.py", query_params={"run": run_id})
+
+
 def leave_run() -> None:
     """Show no run: the page shows the form's new run (a preset, a link with settings, "New run")."""
     st.session_state["live_run"] = ""

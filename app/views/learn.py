@@ -2,10 +2,14 @@
 live examples in the lab."""
 import streamlit as st
 
+from hard_core.errors import UserError
 from hard_core.worlds import WORLDS
-from lab import explore, figures, images, stories
+from lab import explore, figures, images, stories, thrives
 from lab.form import PRESETS
+from lab.markdown import md
+from lab.widgets import open_on_live, owner_key
 
+key = owner_key()
 st.title("Learn: distillation with hard augmentations")
 
 
@@ -40,7 +44,30 @@ st.markdown(
     "*different view* of an image gives a new, informative target: the teacher says what a shifted, "
     "cropped or mixed digit looks like. That is why KD keeps improving with longer training and stronger "
     "augmentation (mixup, CutMix), while cross-entropy training stops improving "
-    "(Wang et al., *Knowledge distillation thrives on data augmentation*).\n\n"
+    "(Wang et al., *Knowledge distillation thrives on data augmentation*).")
+paper2 = thrives.load()
+offered = thrives.points(paper2.sweep) if paper2.sweep is not None else {}
+if paper2.sweep is None:
+    st.caption(md(paper2.problem))
+else:
+    st.plotly_chart(thrives.figure(paper2.sweep), key="paper2_sweep")
+    st.caption(f"{thrives.gains(paper2.sweep)} {thrives.CAPTION} Made with: {md(paper2.sweep['command'])}")
+if offered:
+    c1, c2, c3, c4 = st.columns([2, 1.3, 1, 3], vertical_alignment="bottom")
+    augment = c1.selectbox("Augmentation", list(dict.fromkeys(a for a, _, _ in offered)), key="paper2_augment")
+    steps = c2.selectbox("Steps", list(dict.fromkeys(n for a, n, _ in offered if a == augment)), key="paper2_steps")
+    seed = c3.selectbox("Seed", [s for a, n, s in offered if (a, n) == (augment, steps)], key="paper2_seed")
+    if c4.button(f"Train {thrives.point_name(augment, steps)} live, with its CE twin", key="paper2_train",
+                 type="primary", icon=":material/play_arrow:", use_container_width=True,
+                 help="this point's KD run on the Live page, and beside it, in the background, the same run trained "
+                      "with cross-entropy on labels alone (same augmentation, steps, seed and data)"):
+        try:
+            opened = thrives.open_point(paper2.sweep, augment, steps, seed, owner=key)
+        except UserError as e:
+            st.error(md(e))
+        else:
+            open_on_live(opened)
+st.markdown(
     "**T. stddev** scores an augmentation using the teacher alone: average the teacher's softmax over a "
     "chunk of augmented images, repeat for many chunks, and take the standard deviation of those mean "
     "vectors (per class, then averaged). Paper 2 finds that a lower T. stddev predicts a lower student test "

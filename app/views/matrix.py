@@ -9,7 +9,7 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from lab import matrix as lab_matrix
-from lab.widgets import owner_key
+from lab.widgets import open_on_live, owner_key
 
 key = owner_key()
 st.title("Invariance-transfer matrix")
@@ -47,7 +47,4 @@ if picked:
     except UserError as e:
         st.error(str(e))
         st.stop()
-    for name in ("view", "twin_view", "open_run"):  # the Live page opens this run, not the one it showed before
-        st.session_state.pop(name, None)
-    st.session_state["live_run"] = run_id
-    st.switch_page("views/live.py", query_params={"run": run_id})
+    open_on_live(run_id)

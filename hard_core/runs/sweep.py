@@ -13,6 +13,7 @@ import itertools
 import re
 import statistics
 from pathlib import Path
+from typing import NamedTuple
 
 from ..config import RunConfig, validate
 from ..errors import UserError
@@ -136,10 +137,43 @@ def _number(value) -> float | None:
         return None
 
 
+class Series(NamedTuple):
+    """What a sweep's figure draws: the x values in order, whether they are numbers (then drawn to scale, on a
+    log scale over a factor of 10 or more), each x value's position, and one line per combination of the other
+    swept options: {label: [(position, mean %, std %, n), ...]} sorted by position (std 0 for one seed), and
+    each line's values of those options ({label: {option: value}})."""
+    xs: list[str]
+    numeric: bool
+    log: bool
+    position: dict
+    lines: dict[str, list[tuple[float, float, float, int]]]
+    values: dict[str, dict]
+
+
+def series(sweep: dict, x: str, metric: str = "test") -> Series:
+    """`metric`'s final accuracy against option `x` (the groups' mean ± std over seeds, `summarise`), one line
+    per combination of the other swept options, as sweep.png and the lab's Learn page draw it."""
+    xs = list(dict.fromkeys(str(g["values"][x]) for g in sweep["groups"]))
+    numbers = [_number(v) for v in xs]
+    numeric = all(n is not None for n in numbers)
+    position = dict(zip(xs, numbers)) if numeric else {v: i for i, v in enumerate(xs)}
+    others = [k for k in sweep["settings"]["swept"] if k not in ("seed", x)]
+    lines: dict[str, list] = {}
+    values: dict[str, dict] = {}
+    for g in sweep["groups"]:
+        label = ", ".join(f"{k}={g['values'][k]}" for k in others) or metric
+        s = g["metrics"].get(metric, stats([]))
+        if s["mean"] is not None:
+            lines.setdefault(label, []).append((position[str(g["values"][x])], 100 * s["mean"],
+                                                100 * (s["std"] or 0), s["n"]))
+            values[label] = {k: g["values"][k] for k in others}
+    log = bool(numeric and numbers and min(numbers) > 0 and max(numbers) >= 10 * min(numbers))
+    return Series(xs, numeric, log, position, {label: sorted(points) for label, points in lines.items()}, values)
+
+
 def write_png(sweep: dict, path: str | Path, x: str, metric: str = "test") -> None:
-    """sweep.png: `metric`'s final accuracy against option `x`, one line (mean, error bars ± std over seeds) per
-    combination of the other swept options. A numeric x is drawn to scale (log scale over a factor of 10 or
-    more, as steps 300, 1200, 4800), other values side by side."""
+    """sweep.png: `series(sweep, x, metric)`: one line (mean, error bars ± std over seeds) per combination of the
+    other swept options; a numeric x to scale (log scale over a factor of 10 or more), other values side by side."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: a file only
@@ -147,31 +181,20 @@ def write_png(sweep: dict, path: str | Path, x: str, metric: str = "test") -> No
 
     from ..checkpoint import atomic_write
 
-    xs = list(dict.fromkeys(str(g["values"][x]) for g in sweep["groups"]))
-    numbers = [_number(v) for v in xs]
-    numeric = all(n is not None for n in numbers)
-    position = dict(zip(xs, numbers)) if numeric else {v: i for i, v in enumerate(xs)}
-    others = [k for k in sweep["settings"]["swept"] if k not in ("seed", x)]
-    lines: dict[str, list] = {}
-    for g in sweep["groups"]:
-        label = ", ".join(f"{k}={g['values'][k]}" for k in others) or metric
-        s = g["metrics"].get(metric, stats([]))
-        if s["mean"] is not None:
-            lines.setdefault(label, []).append((position[str(g["values"][x])], 100 * s["mean"], 100 * (s["std"] or 0)))
+    drawn = series(sweep, x, metric)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for label, points in lines.items():
-        points.sort()
-        ax.errorbar(*zip(*points), label=label, marker="o", capsize=3)
-    if numeric and min(numbers) > 0 and max(numbers) >= 10 * min(numbers):
+    for label, points in drawn.lines.items():
+        ax.errorbar(*list(zip(*points))[:3], label=label, marker="o", capsize=3)
+    if drawn.log:
         ax.set_xscale("log")
-    ax.set_xticks(list(position.values()), xs)
+    ax.set_xticks(list(drawn.position.values()), drawn.xs)
     ax.minorticks_off()
     ax.set_xlabel(x)
     ax.set_ylabel(f"final {metric} accuracy (%)")
     seeds = len(sweep["settings"]["swept"].get("seed", [0]))
     ax.set_title(f"mean ± std over {seeds} seed(s)" if seeds > 1 else "one seed", fontsize=10)
     ax.grid(alpha=0.3)
-    if len(lines) > 1:
+    if len(drawn.lines) > 1:
         ax.legend(fontsize=8)
     fig.tight_layout()
     atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120))
