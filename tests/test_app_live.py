@@ -4,6 +4,7 @@ page keeps the run, bad field values are refused next to the field, two AppTests
 refresh in the owner's browser (its cookie) reattaches with control, and the Learn page's presets fill
 the form."""
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -71,6 +72,27 @@ def test_bad_values_are_refused_next_to_the_field(lab_runs):
     at.sidebar.number_input(key="f_T").set_value(4.0).run()
     assert not at.sidebar.error and not [b for b in at.sidebar.button if b.label == "Start"][0].disabled
     assert not list(lab_runs.glob("*/lab.json"))  # nothing was started
+
+
+def test_a_start_past_the_queue_limit_is_one_line_and_queues_nothing(lab_runs, monkeypatch):
+    from hard_core.config import RunConfig
+    from lab import runs
+
+    cli = lab_runs / "cli"  # a run of another tool, alive (this process), holds the only slot
+    cli.mkdir(parents=True)
+    (cli / "status.json").write_text(json.dumps({"state": "running", "step": 1, "pid": os.getpid(),
+                                                 "updated": time.time()}))
+    (cli / "config.json").write_text(json.dumps({"config": RunConfig().model_dump(mode="json")}))
+    waiting = runs.submit(RunConfig(dataset="mnist5k", canvas=28, steps=30), "another browser")
+    assert runs.state(waiting) == "queued"
+    monkeypatch.setenv("HARD_LAB_MAX_QUEUED", "1")
+    at = app()
+    [b for b in at.sidebar.button if b.label == "Start"][0].click().run()
+    assert not at.exception and "run" not in at.query_params
+    assert [e.value.replace("\\", "") for e in at.sidebar.error] == [  # shown escaped (lab/markdown.md)
+        "the lab's queue is full (1 waiting runs, $HARD_LAB_MAX_QUEUED): wait until one starts"]
+    assert len(list(lab_runs.glob("*/lab.json"))) == 1  # only the other browser's run
+    assert at.sidebar.number_input(key="f_steps").value  # the form is still there
 
 
 def test_two_sessions_are_isolated_and_a_refresh_reattaches(lab_runs, monkeypatch):

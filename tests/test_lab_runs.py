@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,7 +87,8 @@ def test_submit_queues_behind_a_live_run_cancels_and_keeps_owners_apart(lab):
     assert (runs.queue_position(first), runs.queue_position(second)) == (1, 2)
     d = runs.run_path(first)
     lab_json, status = json.loads((d / "lab.json").read_text()), json.loads((d / "status.json").read_text())
-    assert lab_json["owner"] == "alice" and lab_json["config"] == cfg.model_dump(mode="json")
+    assert lab_json["owner"] == runs.owner_id("alice") != "alice" and lab_json["config"] == cfg.model_dump(mode="json")
+    assert "alice" not in (d / "lab.json").read_text()  # a copy of the file is not the key
     assert validate(RunConfig, json.loads((d / "request.json").read_text())) == cfg
     assert (status["state"], status["step"], status["total_steps"]) == ("queued", 0, 30)
 
@@ -98,10 +100,11 @@ def test_submit_queues_behind_a_live_run_cancels_and_keeps_owners_apart(lab):
 
     rows = {r["id"]: r for r in runs.list_all()}
     assert list(rows)[:2] == [second, first]  # newest first
-    assert rows[second]["queue_position"] == 1 and rows[second]["owner"] == "alice"
+    assert rows[second]["queue_position"] == 1 and rows[second]["owner"] == runs.owner_id("alice")
     assert rows["cli"]["state"] == "running" and rows["cli"]["owner"] is None
     assert runs.can_control(second, "alice") and not runs.can_control(second, "bob")
     assert not runs.can_control(second, "") and not runs.can_control(second, None)
+    assert not runs.can_control(second, runs.owner_id("alice"))  # what lab.json holds does not steer the run
     assert runs.owner("cli") is None and not runs.can_control("cli", "alice")
     assert not runs.can_control("../cli", "alice")
 
@@ -109,6 +112,31 @@ def test_submit_queues_behind_a_live_run_cancels_and_keeps_owners_apart(lab):
     (lab / "cli" / "status.json").write_text(json.dumps({"state": "running", "pid": dead_pid()}))
     assert runs.state("cli") == "died"  # says running, but its process is gone
     assert not any((lab / r / "process.log").exists() for r in (first, second))  # nothing was started
+
+
+def test_queue_limits_per_browser_and_in_all_and_the_disk(lab, monkeypatch):
+    """A stranger cannot fill the queue or the disk: a Start past a limit is one line and queues nothing."""
+    fake_run(lab, "cli", "running", os.getpid())  # the only slot is taken: every submit waits
+    monkeypatch.setenv("HARD_LAB_MAX_QUEUED_PER_BROWSER", "2")
+    monkeypatch.setenv("HARD_LAB_MAX_QUEUED", "3")
+    cfg = RunConfig(**QUICK)
+    alice = [runs.submit(cfg, "alice"), runs.submit(cfg, "alice")]
+    with pytest.raises(UserError, match="this browser has 2 waiting runs already"):
+        runs.submit(cfg, "alice")
+    runs.submit(cfg, "bob")
+    with pytest.raises(UserError, match=r"the lab\'s queue is full \(3 waiting runs"):
+        runs.submit(cfg, "carol")
+    assert len([r for r in runs.list_all() if r["state"] == "queued"]) == 3
+    runs.stop(alice[0])  # a cancelled run frees its place
+    runs.submit(cfg, "alice")
+    monkeypatch.setenv("HARD_LAB_MAX_QUEUED", "many")
+    with pytest.raises(UserError, match="HARD_LAB_MAX_QUEUED must be a whole number"):
+        runs.submit(cfg, "dave")
+    monkeypatch.setenv("HARD_LAB_MAX_QUEUED", "100")
+    monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, 50 * 2**20))
+    with pytest.raises(UserError, match="only 50 MB left on the disk"):
+        runs.submit(cfg, "dave")
+    assert len([r for r in runs.list_all() if r["state"] == "queued"]) == 3
 
 
 def test_knobs_are_checked_then_written_for_the_engine(lab):

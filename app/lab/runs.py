@@ -18,8 +18,11 @@ which the scheduler starts beside the run at the lowest CPU priority with one th
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
+import os
 import secrets
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -93,6 +96,7 @@ def submit(cfg: RunConfig, owner: str, twin: bool | str = False) -> str:
     """Queue a run owned by `owner` (a session key); it starts at once if a slot is free. Returns its id.
     twin: also give it a twin (`twin_config`): True or "plain" its plain-KD twin, "loss" its twin of the other
     loss (CE for a KD run); reused if one exists, else queued in the background."""
+    check_room(owner)
     run_id = _submit(cfg, owner)
     other = twin_config(cfg, "plain" if twin is True else twin) if twin else None
     if other is not None:
@@ -100,6 +104,41 @@ def submit(cfg: RunConfig, owner: str, twin: bool | str = False) -> str:
         write_lab(run_path(run_id), {**(lab_file(run_path(run_id)) or {}), "twin": other_id})
     scheduler().tick()
     return run_id
+
+
+QUEUED_TOTAL, QUEUED_PER_BROWSER = "HARD_LAB_MAX_QUEUED", "HARD_LAB_MAX_QUEUED_PER_BROWSER"
+MIN_FREE_MB = 200  # a run folder with its checkpoints, snapshots and events stays well under this
+
+
+def queue_limits() -> tuple[int, int]:
+    """(runs waiting in all, runs waiting per browser) that a Start may add to: $HARD_LAB_MAX_QUEUED (default 20)
+    and $HARD_LAB_MAX_QUEUED_PER_BROWSER (default 4). Twins are not counted: they follow their run."""
+    def limit(name: str, default: int) -> int:
+        value = os.environ.get(name, "").strip()
+        if not value:
+            return default
+        if not value.isdigit() or int(value) < 1:
+            raise UserError(f"${name} must be a whole number of at least 1, got {value[:40]!r}")
+        return int(value)
+    return limit(QUEUED_TOTAL, 20), limit(QUEUED_PER_BROWSER, 4)
+
+
+def check_room(owner: str) -> None:
+    """One UserError line when a new run would pass a queue limit (`queue_limits`) or the runs folder's disk
+    has less than MIN_FREE_MB left: what a stranger could otherwise fill without bound."""
+    total, per_browser = queue_limits()
+    sched, mine = scheduler(), owner_id(owner)
+    waiting = [lab.get("owner") for _, d in run_dirs(root()) for lab in [lab_file(d) or {}]
+               if not lab.get("background") and _state(d, sched) == "queued"]
+    if waiting.count(mine) >= per_browser:
+        raise UserError(f"this browser has {per_browser} waiting runs already, the most it may "
+                        f"(${QUEUED_PER_BROWSER}): stop one or wait until one starts")
+    if len(waiting) >= total:
+        raise UserError(f"the lab's queue is full ({len(waiting)} waiting runs, ${QUEUED_TOTAL}): wait until one "
+                        "starts")
+    free = shutil.disk_usage(root()).free // 2**20
+    if free < MIN_FREE_MB:
+        raise UserError(f"only {free} MB left on the disk of {root()}: free some space before starting another run")
 
 
 def _submit(cfg: RunConfig, owner: str, background: bool = False) -> str:
@@ -115,7 +154,7 @@ def _submit(cfg: RunConfig, owner: str, background: bool = False) -> str:
     write_json(d / "request.json", config)  # the whole config: the engine reproduces exactly cfg
     write_json(d / "status.json", {"state": "queued", "step": 0, "total_steps": cfg.steps, "message": "waiting "
                                    "for a free slot", "pid": None, "steps_per_s": None, "updated": now})
-    write_lab(d, {"owner": owner, "created": now, "host": HOST, "config": config,
+    write_lab(d, {"owner": owner_id(owner), "created": now, "host": HOST, "config": config,
                   **({"background": True} if background else {})})
     return run_id
 
@@ -174,8 +213,14 @@ def set_knobs(run_id: str, **knobs) -> dict:
     return request(_existing(run_id), **clean)
 
 
+def owner_id(key: str) -> str:
+    """What lab.json records of an owner key: its SHA-256, so a copy of the file is not a key (the key is 16
+    random bytes: no dictionary attack applies, so a slow hash would add nothing)."""
+    return "sha256:" + hashlib.sha256(str(key).encode()).hexdigest()
+
+
 def owner(run_id: str) -> str | None:
-    """The session key that submitted the run here, or None (started by another tool)."""
+    """`owner_id` of the session key that submitted the run here, or None (started by another tool)."""
     lab = lab_file(run_path(run_id))
     return lab.get("owner") if lab and isinstance(lab.get("owner"), str) else None
 
@@ -186,7 +231,7 @@ def can_control(run_id: str, token: str | None) -> bool:
         key = owner(run_id)
     except UserError:
         return False
-    return bool(token) and key is not None and hmac.compare_digest(key.encode(), str(token).encode())
+    return bool(token) and key is not None and hmac.compare_digest(key.encode(), owner_id(token).encode())
 
 
 def list_all() -> list[dict]:

@@ -77,8 +77,8 @@ LAB: Spec = {k: (check, False) for k, check in {  # lab.json, as the lab writes 
 
 
 def write_lab(d: Path, lab: dict) -> None:
-    """Write a run's lab.json readable by its owner only (mode 0600): it holds the owner key, and a copy of
-    the key in another browser's cookie would steer the run."""
+    """Write a run's lab.json readable by its owner only (mode 0600). It holds the owner key's hash
+    (`runs.owner_id`), not the key: who reads the file learns which runs one browser started, and steers none."""
     write_json(d / "lab.json", lab, mode=0o600)
 
 
