@@ -130,3 +130,28 @@ def test_device_is_declared_once():
     assert len(set(helps.values())) == 1, helps
     for name in ("bench", "matrix", "probe"):
         assert commands[name].get_default("device") == RunConfig.model_fields["device"].default
+
+
+def test_compare_reach_names_the_first_step_at_the_target_or_not_reached(tmp_path, capsys):
+    """`compare --reach test`: the first evaluated step at which each student reaches the first run's final
+    accuracy (step 0 counts), else "not reached in N steps" with N the run's own last evaluated step."""
+    import json
+    import shutil
+
+    from hard_core.config import RunConfig
+    from hard_core.runs import run_to_dir
+
+    a = run_to_dir(RunConfig(dataset="mnist5k", canvas=28, loss="ce", student="mlp", steps=20, eval_every=5,
+                             batch_size=32, suites="none", threads=1), tmp_path / "a")
+    events = [json.loads(line) for line in (a / "events.jsonl").read_text().splitlines()]
+    evals = [e for e in events if e["kind"] == "eval" and e["model"] == "student"]
+    first = next(e["step"] for e in evals if e["acc"]["test"] >= evals[-1]["acc"]["test"])
+    worse = lambda e: {**e, "acc": {k: v / 2 for k, v in e["acc"].items()}} if e in evals else e  # never gets there
+    at_once = lambda e: {**e, "step": 0, "acc": {k: 1.0 for k in e["acc"]}} if e is evals[0] else e  # perfect at 0
+    for name, change in (("worse", worse), ("at-once", at_once)):
+        shutil.copytree(a, tmp_path / name)
+        (tmp_path / name / "events.jsonl").write_text("".join(json.dumps(change(e)) + "\n" for e in events))
+    assert main(["compare", str(a), str(tmp_path / "worse"), str(tmp_path / "at-once"), "--reach", "test"]) == 0
+    out = capsys.readouterr().out
+    assert f"  a: step {first}\n" in out and "  worse: not reached in 20 steps\n" in out
+    assert "  at-once: step 0\n" in out

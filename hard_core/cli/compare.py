@@ -74,5 +74,6 @@ def _reach(run_dirs: list[Path], rows: dict, suite: str) -> int:
     for name, run_dir in zip(labels(run_dirs), run_dirs):
         evals = [e for e in RunReader(run_dir).poll() if e.get("kind") == "eval" and e["model"] == "student"]
         step = next((e["step"] for e in evals if e["acc"].get(suite, -1.0) >= target), None)
-        print(f"  {name}: " + (f"step {step}" if step else f"not reached in {first['step']} steps"))
+        last = evals[-1]["step"] if evals else 0
+        print(f"  {name}: " + (f"step {step}" if step is not None else f"not reached in {last} steps"))
     return 0
