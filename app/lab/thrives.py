@@ -38,7 +38,9 @@ CAPTION = ("What it shows: on this toy (the scarce world: 50 training digits per
            "teacher), KD with flip-crop keeps gaining from longer training, while CE gains little and with "
            "flip-crop stays below plain CE at every length. What it does not show: where each method's best "
            "length lies (no line turns down by 4800 steps, so CE's overfitting is not seen), nor other worlds, "
-           "augmentations, students or the full data set. Accuracy at each run's last step, no best-step picking.")
+           "augmentations or students. With all 400 digits per class the same sweep shows the same gap (KD + "
+           "flip-crop 91.7 to 97.6, CE 95.1 to 94.8; docs/results.md). Accuracy at each run's last step, no "
+           "best-step picking.")
 
 
 class Loaded(NamedTuple):
