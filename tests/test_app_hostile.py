@@ -143,6 +143,14 @@ def test_markdown_from_run_files_is_shown_as_text(hostile_lab):
     assert "!\\[x\\](http://attacker" in shown and "\\*\\*bold\\*\\*" in shown
 
 
+def test_a_run_address_written_as_markdown_is_shown_as_text(hostile_lab):
+    """A link to the lab whose ?run= is Markdown (a remote image) gets one error line with it escaped."""
+    at = page("live", run="![x](http://attacker.example/x.png)")
+    errors = [str(e.value) for e in at.error]
+    assert not at.exception and len(errors) == 1 and "](http" not in errors[0].replace("\\](http", "")
+    assert "!\\[x\\](http://attacker" in errors[0]
+
+
 def test_a_runs_folder_that_is_a_file_is_one_line_on_the_page(tmp_path, monkeypatch):
     from lab import runs
 

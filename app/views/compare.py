@@ -7,6 +7,7 @@ import functools
 import streamlit as st
 
 from lab import compare, runs
+from lab.markdown import md
 
 st.title("Compare runs")
 rows = {r["id"]: r for r in compare.comparable(runs.list_all())}
@@ -66,7 +67,7 @@ def show() -> None:
                             mime="text/csv", key="compare_csv", icon=":material/download:")
     error = compare.png_error()
     if error:
-        st.warning(f"PNG export is not available here ({error}); the CSV still is.")
+        st.warning(f"PNG export is not available here ({md(error)}); the CSV still is.")
         return
     for col, (name, fig) in zip(cols[1:], figures.items()):
         col.download_button(f"Download PNG: {name}", functools.partial(compare.to_png, fig),

@@ -8,6 +8,7 @@ import streamlit as st
 from hard_core.errors import UserError
 from hard_core.runs import run_config
 from lab import augmentor, explore, figures, images, runs, stories, teachers
+from lab.markdown import md
 
 st.title("Augmentation explorer")
 st.caption("Pick a data set and an augmentation: the top row shows test images as they are, the row "
@@ -33,14 +34,14 @@ if augmentation == explore.HARD:
             trained = run_config(run_dir)
             teacher_spec, world = trained.teacher or "default", trained.world
         except UserError as e:
-            st.error(str(e))
+            st.error(md(e))
             run_dir = None
 
 if augmentation != explore.HARD or run_dir is not None:
     try:
         shown = explore.explore(label, augmentation, seed, run_dir=run_dir)
     except (UserError, ValueError) as e:
-        st.error(str(e))
+        st.error(md(e))
         shown = None
     if shown is not None:
         if shown.one_d:
@@ -79,7 +80,7 @@ if st.button(f"Rank the standard augmentations for {teacher_name}", key="x_rank"
     try:
         scores, how = ranking(label, teacher_spec, world)
     except UserError as e:
-        st.error(str(e))
+        st.error(md(e))
     else:
         st.plotly_chart(figures.tstddev_figure(scores), key="x_tstddev")
         st.markdown(explore.verdict(scores))

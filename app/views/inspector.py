@@ -7,6 +7,7 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from lab import figures, images, inspection, runs
+from lab.markdown import md
 from lab.widgets import invariance_view
 
 st.title("Invariance inspector")
@@ -20,7 +21,7 @@ choice = st.selectbox("Finished run", list(finished), key="i_run")
 try:
     run = inspection.load(finished[choice])
 except (UserError, OSError, ValueError) as e:
-    st.error(f"Cannot load this run: {e}")
+    st.error(f"Cannot load this run: {md(e)}")
     st.stop()
 one_d = run.dataset.is_1d
 
@@ -40,7 +41,7 @@ if source == "upload" and not one_d:
     try:
         x, note = inspection.read_upload(upload.getvalue(), run.dataset)
     except inspection.UploadError as e:
-        c2.error(f"Cannot use {upload.name}: {e}.", icon=":material/error:")
+        c2.error(f"Cannot use {md(upload.name)}: {md(e)}.", icon=":material/error:")
         st.stop()
     label = None
 else:

@@ -28,7 +28,7 @@ run_id = current_run(key)
 try:
     run_dir = runs.run_path(run_id) if run_id else None
 except UserError as e:
-    st.error(str(e))
+    st.error(md(e))
     st.stop()
 shown = saved_config(run_dir) if run_dir is not None and run_dir.is_dir() else {}
 fill_form(run_id, shown)  # opening a run (a link, the Matrix, "Open a run") shows its settings in the form

@@ -9,6 +9,7 @@ import streamlit as st
 
 from hard_core.errors import UserError
 from lab import matrix as lab_matrix
+from lab.markdown import md
 from lab.widgets import open_on_live, owner_key
 
 key = owner_key()
@@ -17,7 +18,7 @@ where = lab_matrix.path()
 try:
     matrix = lab_matrix.load(where)
 except UserError as e:
-    st.error(str(e))
+    st.error(md(e))
     st.stop()
 if matrix is None:
     st.info(f"No matrix at {where} yet: make it with `python -m hard_core matrix --out {where.parent}`.")
@@ -44,7 +45,7 @@ picked = (world, method) if c3.button("Open", key="matrix_open", type="primary",
 if picked:
     try:
         run_id = lab_matrix.open_cell(matrix, *picked, owner=key)
-    except UserError as e:
-        st.error(str(e))
+    except UserError as e:  # a queue limit, a full disk: it may quote a file or a variable, shown as text
+        st.error(md(e))
         st.stop()
     open_on_live(run_id)
