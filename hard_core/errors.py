@@ -3,7 +3,7 @@
 The CLI turns a `UserError` into one line on stderr and exit code 2; everything else is a bug and keeps
 its traceback.
 """
-
+import os
 
 MAX_MESSAGE = 500  # characters of a UserError: one readable line, whatever it quotes
 
@@ -28,3 +28,18 @@ def quote(value, limit: int = 100, bare: bool = False) -> str:
         text = f"<a {type(value).__name__} too large to show>"
     text = text.replace("\n", "\\n").replace("\r", "\\r")
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def env_int(name: str, default: int, minimum: int | None = None, hint: str = "") -> int:
+    """The whole number in environment variable `name` (`default` when unset or blank), at least `minimum`;
+    anything else is one UserError line naming the variable, with `hint` (what sets it) appended."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"{name}={quote(text)} is not a whole number{hint}") from None
+    if minimum is not None and value < minimum:
+        raise UserError(f"{name}={value} is below {minimum}{hint}")
+    return value

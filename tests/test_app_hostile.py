@@ -163,3 +163,15 @@ def test_a_runs_folder_that_is_a_file_is_one_line_on_the_page(tmp_path, monkeypa
     expected = md(f"the runs folder {tmp_path / 'runs'} ($HARD_LAB_RUNS) cannot be used: it is a file")
     assert not at.exception and [e.value for e in at.error] == [expected]
     runs.shutdown()
+
+
+def test_a_malformed_run_limit_is_one_line_on_the_page(tmp_path, monkeypatch):
+    from lab import runs
+    from lab.markdown import md
+
+    monkeypatch.setenv("HARD_LAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("HARD_LAB_MAX_RUNS", "two")
+    runs.shutdown()
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception and [e.value for e in at.error] == [md("HARD_LAB_MAX_RUNS='two' is not a whole number")]
+    runs.shutdown()

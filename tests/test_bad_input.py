@@ -172,7 +172,7 @@ BAD = [  # (argv with {tmp} and {R}, what the line must say)
       "--batch-size", "4", "--steps", "2", "--out", "{tmp}/streamed"],  # read while training: its folder says so
      "is 8000x6000 pixels, more than HARD_MAX_PIXELS"),
     (["ENV:HARD_MAX_PIXELS=many", "pretrain", "--dataset", "folder", "--data-root", "{tmp}/big-folder",
-      "--image-size", "8", "--steps", "2", "--out", "{tmp}/out"], "$HARD_MAX_PIXELS must be a whole number"),
+      "--image-size", "8", "--steps", "2", "--out", "{tmp}/out"], "HARD_MAX_PIXELS='many' is not a whole number"),
     (["ENV:HARD_MAX_PIXELS=50", "pretrain", "--dataset", "folder", "--data-root", "{tmp}/tiff-folder",
       "--image-size", "8", "--steps", "2", "--out", "{tmp}/out"], "is 8x8 pixels, more than HARD_MAX_PIXELS=50"),
     (["pretrain", "--dataset", "folder", "--data-root", "{tmp}/tiff-folder", "--image-size", "8", "--steps", "2",

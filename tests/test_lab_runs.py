@@ -130,7 +130,7 @@ def test_queue_limits_per_browser_and_in_all_and_the_disk(lab, monkeypatch):
     runs.stop(alice[0])  # a cancelled run frees its place
     runs.submit(cfg, "alice")
     monkeypatch.setenv("HARD_LAB_MAX_QUEUED", "many")
-    with pytest.raises(UserError, match="HARD_LAB_MAX_QUEUED must be a whole number"):
+    with pytest.raises(UserError, match="HARD_LAB_MAX_QUEUED='many' is not a whole number"):
         runs.submit(cfg, "dave")
     monkeypatch.setenv("HARD_LAB_MAX_QUEUED", "100")
     monkeypatch.setattr(runs.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, 50 * 2**20))

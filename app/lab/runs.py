@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import shutil
 import threading
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from hard_core.checkpoint import write_json
 from hard_core.config import KNOBS, RunConfig, same_run, twin_config
-from hard_core.errors import UserError
+from hard_core.errors import UserError, env_int
 from hard_core.runs import request
 from hard_core.runs.reader import read_json, typed_config
 
@@ -113,14 +112,7 @@ MIN_FREE_MB = 200  # a run folder with its checkpoints, snapshots and events sta
 def queue_limits() -> tuple[int, int]:
     """(runs waiting in all, runs waiting per browser) that a Start may add to: $HARD_LAB_MAX_QUEUED (default 20)
     and $HARD_LAB_MAX_QUEUED_PER_BROWSER (default 4). Twins are not counted: they follow their run."""
-    def limit(name: str, default: int) -> int:
-        value = os.environ.get(name, "").strip()
-        if not value:
-            return default
-        if not value.isdigit() or int(value) < 1:
-            raise UserError(f"${name} must be a whole number of at least 1, got {value[:40]!r}")
-        return int(value)
-    return limit(QUEUED_TOTAL, 20), limit(QUEUED_PER_BROWSER, 4)
+    return env_int(QUEUED_TOTAL, 20, minimum=1), env_int(QUEUED_PER_BROWSER, 4, minimum=1)
 
 
 def check_room(owner: str) -> None:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from hard_core.checkpoint import write_json
-from hard_core.errors import UserError
+from hard_core.errors import UserError, env_int
 from hard_core.jsonfile import STATUS, Spec, is_int, is_num, is_str, read_dict, read_json, typed
 from hard_core.runs.reader import ALIVE as ACTIVE, HOST, pid_alive
 
@@ -158,7 +158,7 @@ class Scheduler:
                  preload: str | None = PRELOAD):
         self._root = Path(runs_root).resolve() if runs_root else None
         cores = os.cpu_count() or 2
-        self.max_running = max_running or int(os.environ.get("HARD_LAB_MAX_RUNS") or 0) or max(1, cores // 2)
+        self.max_running = max_running or env_int("HARD_LAB_MAX_RUNS", 0, minimum=0) or max(1, cores // 2)
         # torch threads per run, so that threads x concurrent runs < cores: one core stays free for the
         # server, the browser and a background twin (on 2 shared cores, 2 threads ran 2.8x slower than 1:
         # a descheduled thread stalls the other at every parallel op). A run that sets --threads itself

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import platform
 import shutil
-import sys
 from pathlib import Path
 
 from ..assets import ASSETS, VAE_NAME, teacher_name
@@ -61,7 +60,7 @@ def run(args) -> int:
     if args.only and args.only not in names:
         raise UserError(f"--only: unknown asset '{args.only}'; choose from: {', '.join(names)}")
     out = Path(args.out)
-    with hold_folder(out, on_wait=lambda line: print(line, file=sys.stderr)):  # one `assets` per folder at a time
+    with hold_folder(out):  # one `assets` per folder at a time
         work = out / WORK
         shutil.rmtree(work, ignore_errors=True)  # what a killed `assets` left
         try:

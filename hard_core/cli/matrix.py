@@ -81,7 +81,7 @@ def run(args) -> int:
 
     for w in worlds:
         teacher_path(plan[w, methods[0], 0].teacher, plan[w, methods[0], 0])
-    with hold_folder(out, on_wait=lambda line: print(line, file=sys.stderr, flush=True)):
+    with hold_folder(out):
         todo = {key: not reusable(out / cell_dir(*key), cfg) for key, cfg in plan.items()}
         results, failed, trained = {}, [], 0
         bar = tqdm(plan.items(), desc="matrix", unit="run", file=sys.stderr, dynamic_ncols=True)

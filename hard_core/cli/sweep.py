@@ -81,7 +81,7 @@ def run(args) -> int:
     plan = expand(base, swept)  # every value validated before anything trains
     out = Path(args.out or f"runs/sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     results, failed, trained = [], [], 0
-    with hold_folder(out, on_wait=lambda line: print(line, file=sys.stderr, flush=True)):
+    with hold_folder(out):
         for name, _, cfg in plan:
             reusable(out / name, cfg)  # a folder of another config: refused now, not after an hour
         bar = tqdm(plan, desc="sweep", unit="run", file=sys.stderr, dynamic_ncols=True)

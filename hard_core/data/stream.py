@@ -15,7 +15,6 @@ training device, in the loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-import os
 import re
 from pathlib import Path
 from typing import Iterator
@@ -24,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from ..errors import UserError
+from ..errors import UserError, env_int
 from .builtin import pad_to_canvas
 from .types import Split
 
@@ -109,12 +108,7 @@ MAX_PIXELS = 1 << 25  # per image file unless $HARD_MAX_PIXELS says otherwise (3
 
 def max_pixels() -> int:
     """$HARD_MAX_PIXELS (read at each use, so a test or a lab can set it), else MAX_PIXELS."""
-    value = os.environ.get("HARD_MAX_PIXELS", "").strip()
-    if not value:
-        return MAX_PIXELS
-    if not value.isdigit() or int(value) < 1:
-        raise UserError(f"$HARD_MAX_PIXELS must be a whole number of pixels, got {value[:40]!r}")
-    return int(value)
+    return env_int("HARD_MAX_PIXELS", MAX_PIXELS, minimum=1)
 
 
 def check_pixels(path: Path) -> None:

@@ -14,8 +14,8 @@ import contextlib
 import fcntl
 import os
 import shutil
+import sys
 from pathlib import Path
-from typing import Callable
 
 from ..config import RunConfig, same_run
 from ..errors import UserError
@@ -28,8 +28,8 @@ LOCK = "lock"
 
 
 @contextlib.contextmanager
-def hold_folder(out: Path, on_wait: Callable[[str], None] | None = None):
-    """Hold `<out>/lock` for the block. If another command holds it, say so through `on_wait` and wait
+def hold_folder(out: Path):
+    """Hold `<out>/lock` for the block. If another command holds it, say so on stderr and wait
     for it to end: that one's finished runs are then reused, not trained again. The OS drops the lock when the
     holder dies, even under SIGKILL."""
     try:
@@ -43,9 +43,9 @@ def hold_folder(out: Path, on_wait: Callable[[str], None] | None = None):
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip()
-            if on_wait is not None:
-                on_wait(f"{out} is being filled by another command (sweep, matrix, tstddev --validate, assets)"
-                        f"{f' (pid {holder})' if holder else ''}: waiting for it to end, then reusing what it made")
+            print(f"{out} is being filled by another command (sweep, matrix, tstddev --validate, assets)"
+                  f"{f' (pid {holder})' if holder else ''}: waiting for it to end, then reusing what it made",
+                  file=sys.stderr, flush=True)
             fcntl.flock(f, fcntl.LOCK_EX)
         f.seek(0)
         f.truncate()

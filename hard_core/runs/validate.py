@@ -187,7 +187,7 @@ def validate(base: RunConfig, names: Sequence[str] | None, seeds: int, out: str 
                "student": base.student, "views": views, "steps": steps, "seeds": seed_list, "chunks": how["chunks"],
                "chunk_batches": chunk_batches, "batch_size": batch_size, "student_batch_size": base.batch_size,
                "runs": counts}
-    with hold_folder(out, on_wait=lambda line: print(line, file=sys.stderr)), \
+    with hold_folder(out), \
             tqdm(total=len(order) * seeds, unit="run", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
         write_json(out / "validate.json", summary(rows, estimates, complete=False, **setting))
         for name in order:

@@ -33,34 +33,24 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..config import KNOBS
 from ..data.stream import shard
-from ..errors import UserError, quote
+from ..errors import UserError, env_int, quote
 
 STATES = ("run", "pause", "stop")
+TORCHRUN = " (torchrun sets it; unset it outside torchrun)"
 TIMEOUT = datetime.timedelta(minutes=30)  # how long a rank waits for the others (e.g. behind an evaluation)
 
 
 def env_world() -> tuple[int, int, int]:
     """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) in a plain process. Values left over
     or malformed (RANK=abc, RANK 5 of 2, MASTER_PORT 99999) are one UserError line, not a traceback."""
-    rank, world, local = (_env_int(name, default) for name, default in (("RANK", 0), ("WORLD_SIZE", 1),
-                                                                         ("LOCAL_RANK", 0)))
+    rank, world, local = (env_int(name, default, hint=TORCHRUN) for name, default in (("RANK", 0), ("WORLD_SIZE", 1),
+                                                                                       ("LOCAL_RANK", 0)))
     if world < 1 or not 0 <= rank < world or local < 0:
         raise UserError(f"torchrun's environment is inconsistent: RANK={rank}, WORLD_SIZE={world}, "
                         f"LOCAL_RANK={local} (unset them outside torchrun)")
-    if world > 1 and not 1 <= _env_int("MASTER_PORT", 29500) <= 65535:
+    if world > 1 and not 1 <= env_int("MASTER_PORT", 29500, hint=TORCHRUN) <= 65535:
         raise UserError(f"MASTER_PORT={quote(os.environ['MASTER_PORT'])} is not a port (1 to 65535)")
     return rank, world, local
-
-
-def _env_int(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise UserError(f"{name}={quote(text)} is not a whole number (torchrun sets it; unset it outside "
-                        "torchrun)") from None
 
 
 def is_lead() -> bool:
