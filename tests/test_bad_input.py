@@ -3,6 +3,7 @@ one line and exit 2 without changing what was written or leaving a run folder; a
 finished run's folder: `compare` of two runs with one name, temp files of a killed write."""
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,17 @@ def finished_hard_run(tmp_path_factory):
     run_to_dir(RunConfig(dataset="mnist5k", canvas=40, teacher="default", student="mlp", hard="affine", steps=10,
                          checkpoint_every=5, eval_every=10, suites="shift:6", threads=1), run)
     return run
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, finished_hard_run):
+    tmp = tmp_path_factory.mktemp("bad-files")
+    make_bad_files(tmp, finished_hard_run)
+    return tmp
+
+
+def stat_print(folder: Path) -> dict:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def fingerprint(run: Path) -> dict:
@@ -247,10 +259,12 @@ BAD = [  # (argv with {tmp} and {R}, what the line must say)
 
 
 @pytest.mark.parametrize("argv,says", BAD, ids=[" ".join(a)[:60] for a, _ in BAD])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, says, finished_hard_run, tmp_path, capsys,
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, says, finished_hard_run, bad_files, tmp_path, capsys,
                                                           monkeypatch):
-    make_bad_files(tmp_path, finished_hard_run)
-    before = fingerprint(finished_hard_run)
+    # Hard links: each row gets its own folder entries, and the suite writes 33 MB once rather than per row
+    # (99 copies filled a CI disk). An atomic write replaces an entry; an in-place write shows in `stat`.
+    shutil.copytree(bad_files, tmp_path, dirs_exist_ok=True, copy_function=os.link)
+    before = fingerprint(finished_hard_run), stat_print(bad_files)
     for env in [a[4:] for a in argv if a.startswith("ENV:")]:  # a row's environment (torchrun's variables)
         monkeypatch.setenv(*env.split("=", 1))
     argv = [a for a in argv if not a.startswith("ENV:")]
@@ -261,7 +275,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, says, finished_h
     assert len(lines[0]) <= 600  # quotes of the input are cut (a 200 KB value in a config)
     assert not (tmp_path / "out").exists()  # a refused command leaves no run folder to block the corrected one
     assert "Traceback" not in "\n".join(err)
-    assert fingerprint(finished_hard_run) == before
+    assert (fingerprint(finished_hard_run), stat_print(bad_files)) == before
 
 
 def test_compare_of_two_runs_with_one_folder_name_shows_both(finished_hard_run, tmp_path, capsys):
