@@ -259,10 +259,10 @@ BAD = [  # (argv with {tmp} and {R}, what the line must say)
 
 
 @pytest.mark.parametrize("argv,says", BAD, ids=[" ".join(a)[:60] for a, _ in BAD])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, says, finished_hard_run, bad_files, tmp_path, capsys,
-                                                          monkeypatch):
-    # Hard links: each row gets its own folder entries, and the suite writes 33 MB once rather than per row
-    # (99 copies filled a CI disk). An atomic write replaces an entry; an in-place write shows in `stat`.
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, says, finished_hard_run, bad_files, tmp_path,
+                                                          capsys, monkeypatch):
+    # Hard links: each row gets folder entries of its own while the broken files take 33 MB once, not once per
+    # row (3.3 GB for the table). An atomic write replaces an entry; an in-place write shows in `stat`.
     shutil.copytree(bad_files, tmp_path, dirs_exist_ok=True, copy_function=os.link)
     before = fingerprint(finished_hard_run), stat_print(bad_files)
     for env in [a[4:] for a in argv if a.startswith("ENV:")]:  # a row's environment (torchrun's variables)
