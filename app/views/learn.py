@@ -58,7 +58,7 @@ if offered:
     steps = c2.selectbox("Steps", list(dict.fromkeys(n for a, n, _ in offered if a == augment)), key="paper2_steps")
     seed = c3.selectbox("Seed", [s for a, n, s in offered if (a, n) == (augment, steps)], key="paper2_seed")
     if c4.button(f"Train {thrives.point_name(augment, steps)} live, with its CE twin", key="paper2_train",
-                 type="primary", icon=":material/play_arrow:", use_container_width=True,
+                 type="primary", icon=":material/play_arrow:", width="stretch",
                  help="this point's KD run on the Live page, and beside it, in the background, the same run trained "
                       "with cross-entropy on labels alone (same augmentation, steps, seed and data)"):
         try:

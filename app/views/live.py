@@ -51,11 +51,11 @@ with st.sidebar:
     twin = st.toggle("Also train its plain-KD twin", value=True, key="f_twin",
                      help="the same world, seed and steps without augmentation, for the headline's comparison; "
                           "a finished identical twin is reused, a new one trains beside it")
-    if start.button("Start", type="primary", disabled=cfg is None, use_container_width=True):
+    if start.button("Start", type="primary", disabled=cfg is None, width="stretch"):
         try:
             new = runs.submit(cfg, key, twin=twin)
         except UserError as e:  # a queue limit, a full disk: one line, the form stays
-            start.error(md(str(e)))
+            start.error(md(e))
         else:
             show_run(new)
             st.session_state["form_of"] = new  # the form already shows its settings
@@ -70,7 +70,7 @@ with st.sidebar:
         note.caption("Start trains a new run with these settings (the address keeps them for a link).")
         settings_to_url(cfg)
     if run_id:
-        st.button("Show no run (compose a new one)", on_click=leave_run, use_container_width=True)
+        st.button("Show no run (compose a new one)", on_click=leave_run, width="stretch")
 
     known = {r["id"]: r for r in runs.list_all()}
     if known:
@@ -97,12 +97,12 @@ steering = mine and state in (*LIVE, "paused")
 if steering:  # a run that has ended has nothing to steer: no controls
     b1, b2, b3 = st.columns(3)
     if state == "paused":
-        b1.button("Resume", on_click=runs.resume, args=(run_id,), use_container_width=True)
+        b1.button("Resume", on_click=runs.resume, args=(run_id,), width="stretch")
     else:
         b1.button("Pause", on_click=runs.pause, args=(run_id,), disabled=state not in LIVE,
-                  use_container_width=True)
-    b2.button("Stop", on_click=runs.stop, args=(run_id,), disabled=state not in LIVE, use_container_width=True)
-    with b3.popover("Knobs", use_container_width=True, disabled=state not in LIVE):
+                  width="stretch")
+    b2.button("Stop", on_click=runs.stop, args=(run_id,), disabled=state not in LIVE, width="stretch")
+    with b3.popover("Knobs", width="stretch", disabled=state not in LIVE):
         with st.form("knobs"):
             now = {**RunReader(run_dir).config(), **read_control(run_dir)}  # the values in force
             lam = st.number_input("λ", value=float(now.get("hard_lambda", 1.0)), step=0.25)

@@ -40,7 +40,7 @@ st.caption("Click a cell above, or pick it here, to open its run on the Live tra
 c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
 world = c1.selectbox("World", worlds, key="matrix_world")
 method = c2.selectbox("Method", methods, key="matrix_method")
-picked = (world, method) if c3.button("Open", key="matrix_open", type="primary", use_container_width=True) \
+picked = (world, method) if c3.button("Open", key="matrix_open", type="primary", width="stretch") \
     else lab_matrix.picked(matrix, event.selection)
 if picked:
     try:

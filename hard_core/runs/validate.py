@@ -8,8 +8,8 @@ one is written (atomically; an unreadable file is computed again, an unwritable 
 
 For each augmentation: its T. stddev (with the chosen views), and one KD student per seed trained with
 that augmentation and the same views (`cells.run_or_reuse` under the output folder's lock, as `sweep` and
-`matrix`: finished runs are reused, interrupted ones trained again, a second command on the folder waits). A student's test
-loss is its mean cross-entropy on the test split. Across augmentations we then correlate T. stddev with
+`matrix`: finished runs are reused, interrupted ones trained again, a second command on the folder waits).
+A student's test loss is its mean cross-entropy on the test split. Across augmentations we then correlate T. stddev with
 the mean test loss over seeds: paper 2 claims the correlation is positive.
 
 The scored augmentation is the trained one: same `max_shift`, same batch size, and CutMixPick with its
@@ -44,8 +44,6 @@ from ..teacher import load_teacher
 from ..train.setup import train_split
 from .cells import hold_folder, run_or_reuse
 from .reader import load_student, read_dict
-
-# Fields that may differ between a saved run and a rerun without making it a different experiment.
 
 
 def average_ranks(values: Sequence[float]) -> np.ndarray:
